@@ -1,0 +1,83 @@
+# tlm - one entry point: build, run, test, bench, fuzz, images.
+# `make` builds the optimised daemons; `make run` starts the service locally;
+# `make test` runs every suite. See README.md.
+
+CC       ?= cc
+BUILD    ?= build
+PKGS     := libwebsockets jansson libcurl zlib libpcre2-8
+OPT      ?= -O2 -g
+SAN      ?=
+CFLAGS_BASE := -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -pthread $(OPT) $(SAN)
+HAVE_SYSTEMD := $(shell pkg-config --exists libsystemd 2>/dev/null && echo 1)
+ifeq ($(HAVE_SYSTEMD),1)
+  SYSTEMD_CFLAGS := -DTLM_HAVE_SYSTEMD $(shell pkg-config --cflags libsystemd)
+  SYSTEMD_LIBS   := $(shell pkg-config --libs libsystemd)
+endif
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+ALL_CFLAGS := $(CFLAGS_BASE) $(PKG_CFLAGS) $(SYSTEMD_CFLAGS) $(CFLAGS)
+LIBS       := $(PKG_LIBS) $(SYSTEMD_LIBS) -lm -pthread $(LDLIBS)
+
+COMMON_SRC  := $(wildcard common/*.c) proto/tlm_proto.c
+INGEST_SRC  := $(filter-out ingest/main.c,$(wildcard ingest/*.c))
+SHIPPER_SRC := $(filter-out logshipper/main.c,$(wildcard logshipper/*.c))
+UNIT_SRC    := $(wildcard tests/unit/test_*.c)
+
+obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
+
+LIB_COMMON  := $(BUILD)/libtlmcommon.a
+LIB_INGEST  := $(BUILD)/libtlmingest.a
+LIB_SHIPPER := $(BUILD)/libtlmshipper.a
+UNIT_BINS   := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
+
+.PHONY: all deps run test unit e2e asan fuzz fuzz-corpus bench images clean config-table
+all: $(BUILD)/tlm-ingest $(BUILD)/tlm-logshipper
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
+
+$(LIB_COMMON): $(call obj,$(COMMON_SRC))
+	@rm -f $@; ar rcs $@ $^
+$(LIB_INGEST): $(call obj,$(INGEST_SRC))
+	@rm -f $@; ar rcs $@ $^
+$(LIB_SHIPPER): $(call obj,$(SHIPPER_SRC))
+	@rm -f $@; ar rcs $@ $^
+
+$(BUILD)/tlm-ingest: $(call obj,ingest/main.c) $(LIB_INGEST) $(LIB_COMMON)
+	$(CC) $(ALL_CFLAGS) $^ -o $@ $(LIBS)
+$(BUILD)/tlm-logshipper: $(call obj,logshipper/main.c) $(LIB_SHIPPER) $(LIB_COMMON)
+	$(CC) $(ALL_CFLAGS) $^ -o $@ $(LIBS)
+
+$(BUILD)/tests/%: $(call obj,tests/unit/%.c) $(LIB_INGEST) $(LIB_SHIPPER) $(LIB_COMMON)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $^ -o $@ $(LIBS)
+
+# Debian packages the build and the tests need; installed when missing (as root).
+deps:
+	@scripts/deps.sh build test
+
+run: 
+	@scripts/deps.sh build
+	@$(MAKE) --no-print-directory all
+	@scripts/run-local.sh
+
+unit: $(UNIT_BINS)
+
+test:
+	@scripts/deps.sh build test
+	@$(MAKE) --no-print-directory all unit
+	@tests/run-all.sh
+
+# Sanitizer build in its own folder (ASan + UBSan), used by the memory-safety suites.
+asan:
+	@$(MAKE) --no-print-directory BUILD=build/asan CC=clang OPT="-O1 -g -fno-omit-frame-pointer" \
+	    SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined" all unit
+
+config-table: $(BUILD)/tlm-ingest
+	@$(BUILD)/tlm-ingest --print-config
+
+clean:
+	rm -rf build
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
