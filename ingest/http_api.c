@@ -1,0 +1,434 @@
+/* http_api.c - the HTTP side of :8107: one lws protocol callback, state in a per-connection
+ * struct. A POST is answered 202 only after the logshipper acked every accepted record. */
+#include "http_api.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "../common/jsonl.h"
+#include "../common/log.h"
+#include "gzip_body.h"
+#include "ingest.h"
+
+enum route { ROUTE_NONE, ROUTE_TELEMETRY, ROUTE_LIVE, ROUTE_READY };
+
+struct http_session {
+    struct lws *wsi;
+    struct ingest *in;
+    enum route route;
+    int active;            /* a request is in flight (counted in in->inflight) */
+    int body_done;
+    int gzip;
+    struct gzip_body gz;
+    size_t raw_bytes;
+    struct buf body;
+    int auth_state;        /* AUTH_PENDING, AUTH_OK, ... ; -1 no token */
+    struct auth_identity id;
+    struct auth_waiter aw;
+    struct pipeline_waiter pw;
+    lws_sorted_usec_list_t ack_sul;
+    /* the answer */
+    int status;            /* 0 while not decided */
+    int close_after;
+    const char *retry_after;
+    const char *allow;
+    struct buf resp;
+    int writing;
+};
+
+static struct ingest *ingest_of(struct lws *wsi)
+{
+    return lws_get_vhost_user(lws_get_vhost(wsi));
+}
+
+/* ---- answering ---- */
+
+/* Answers with what s->resp holds. */
+static void respond_prepared(struct http_session *s, int status)
+{
+    if (s->status)
+        return;
+    s->status = status;
+    lws_callback_on_writable(s->wsi);
+}
+
+static void respond(struct http_session *s, int status, const char *body, size_t len)
+{
+    if (s->status)
+        return;
+    buf_reset(&s->resp);
+    buf_append(&s->resp, body, len);
+    respond_prepared(s, status);
+}
+
+static void respond_error(struct http_session *s, int status, const char *code, const char *message)
+{
+    struct buf b;
+    buf_init(&b);
+    buf_puts(&b, "{\"error\":{\"code\":\"");
+    buf_puts(&b, code);
+    buf_puts(&b, "\",\"message\":");
+    jsonl_put_string(&b, message, strlen(message));
+    buf_puts(&b, "}}");
+    if (status == 503 && !s->retry_after)
+        s->retry_after = "1";
+    respond(s, status, b.p ? b.p : "{}", b.len);
+    buf_free(&b);
+    log_api(LOG_INFO, "%d %s: %s", status, code, message);
+}
+
+static void request_end(struct http_session *s)
+{
+    struct ingest *in = s->in;
+    if (!in)
+        return;
+    if (s->aw.entry)
+        auth_cancel(in->auth, &s->aw);
+    pipeline_unwait(&in->pipe, &s->pw);
+    lws_sul_cancel(&s->ack_sul);
+    gzip_body_free(&s->gz);
+    if (s->active) {
+        s->active = 0;
+        in->inflight--;
+    }
+}
+
+static int write_answer(struct http_session *s)
+{
+    uint8_t hbuf[LWS_PRE + 1024];
+    uint8_t *start = hbuf + LWS_PRE, *p = start, *end = hbuf + sizeof(hbuf) - 1;
+    struct ingest *in = s->in;
+    ingest_count_status(in, s->status);
+    if (lws_add_http_common_headers(s->wsi, (unsigned)s->status, "application/json", s->resp.len, &p, end))
+        return -1;
+    if (s->retry_after &&
+        lws_add_http_header_by_name(s->wsi, (const uint8_t *)"retry-after:", (const uint8_t *)s->retry_after,
+                                    (int)strlen(s->retry_after), &p, end))
+        return -1;
+    if (s->allow && lws_add_http_header_by_name(s->wsi, (const uint8_t *)"allow:", (const uint8_t *)s->allow,
+                                                (int)strlen(s->allow), &p, end))
+        return -1;
+    if (s->close_after &&
+        lws_add_http_header_by_token(s->wsi, WSI_TOKEN_CONNECTION, (const uint8_t *)"close", 5, &p, end))
+        return -1;
+    if (lws_add_http_header_by_name(s->wsi, (const uint8_t *)"cache-control:", (const uint8_t *)"no-store", 8, &p, end))
+        return -1;
+    if (lws_finalize_write_http_header(s->wsi, start, &p, end))
+        return -1;
+    if (s->resp.len) {
+        if (buf_reserve(&s->resp, LWS_PRE))
+            return -1;
+        memmove(s->resp.p + LWS_PRE, s->resp.p, s->resp.len);
+        if (lws_write(s->wsi, (uint8_t *)s->resp.p + LWS_PRE, s->resp.len, LWS_WRITE_HTTP_FINAL) < 0)
+            return -1;
+    }
+    request_end(s);
+    int close = s->close_after || in->draining;
+    s->status = 0;
+    s->route = ROUTE_NONE;
+    if (close)
+        return -1;
+    return lws_http_transaction_completed(s->wsi) ? -1 : 0;
+}
+
+/* ---- processing a batch once both body and identity are there ---- */
+
+static void on_acked(struct pipeline_waiter *w)
+{
+    struct http_session *s = lws_container_of(w, struct http_session, pw);
+    lws_sul_cancel(&s->ack_sul);
+    respond_prepared(s, 202);
+}
+
+static void on_ack_timeout(lws_sorted_usec_list_t *sul)
+{
+    struct http_session *s = lws_container_of(sul, struct http_session, ack_sul);
+    pipeline_unwait(&s->in->pipe, &s->pw);
+    s->in->n.ack_timeouts++;
+    respond_error(s, 503, "ack_timeout",
+                  "the records are buffered but the log shipper has not confirmed them in time; retry with the same batchId");
+}
+
+static void process_batch(struct http_session *s)
+{
+    struct ingest *in = s->in;
+    if (s->status || !s->body_done || s->auth_state == AUTH_PENDING)
+        return;
+    if (s->auth_state == -1) {
+        respond_error(s, 401, "missing_token", "an Authorization: Bearer <token> header is required");
+        return;
+    }
+    if (s->auth_state == AUTH_INVALID) {
+        respond_error(s, 401, "invalid_token", "the token was refused by the authentication service");
+        return;
+    }
+    if (s->auth_state == AUTH_UNAVAILABLE) {
+        s->retry_after = "5";
+        respond_error(s, 503, "auth_unavailable", "the authentication service is unreachable or too slow");
+        return;
+    }
+    if (s->gzip) {
+        int st = gzip_body_finish(&s->gz);
+        if (st != GZIP_OK) {
+            respond_error(s, 400, "bad_gzip", "the gzip body is truncated or corrupt");
+            return;
+        }
+    }
+    const char *tenant = config_tenant_name(&in->cfg, s->id.ccid);
+    if (!tenant) {
+        respond_error(s, 403, "unknown_tenant", "the token's contact center is not configured on this service");
+        return;
+    }
+    struct envelope_identity id = {s->id.user, s->id.ccid, tenant};
+    struct envelope_result *res = &in->result;
+    envelope_result_reset(res);
+    pipeline_batch_reset(&in->batch);
+    envelope_process(&in->env, s->body.p ? s->body.p : "", s->body.len, &id, ingest_wall_ms(),
+                     &in->batch, res);
+    ingest_count_result(in, res);
+    if (res->status) {
+        respond_error(s, res->status, res->code, res->message);
+        return;
+    }
+    uint64_t wait_seq;
+    if (ingest_admit(in, &wait_seq)) {
+        respond_error(s, 503, "pipeline_full", "the service is holding as many records as it may; retry later");
+        return;
+    }
+    buf_reset(&s->resp);
+    envelope_render_result(res, NULL, &s->resp);
+    if (!wait_seq) {
+        respond_prepared(s, 202);
+        return;
+    }
+    s->pw.on_acked = on_acked;
+    pipeline_wait(&in->pipe, &s->pw, wait_seq);
+    lws_sul_schedule(in->ctx, 0, &s->ack_sul, on_ack_timeout, (lws_usec_t)in->cfg.ack_timeout_ms * 1000);
+    ingest_schedule_flush(in);
+}
+
+static void on_auth(struct auth_waiter *w, int result, const struct auth_identity *id)
+{
+    struct http_session *s = lws_container_of(w, struct http_session, aw);
+    s->auth_state = result;
+    if (result == AUTH_OK)
+        s->id = *id;
+    process_batch(s);
+}
+
+/* ---- request start ---- */
+
+static int header_copy(struct lws *wsi, enum lws_token_indexes t, char *dst, int cap)
+{
+    int n = lws_hdr_total_length(wsi, t);
+    if (n <= 0)
+        return 0;
+    if (n >= cap)
+        return -1;
+    return lws_hdr_copy(wsi, dst, cap, t) < 0 ? -1 : n;
+}
+
+static void start_auth(struct http_session *s)
+{
+    char authz[8300];
+    int n = header_copy(s->wsi, WSI_TOKEN_HTTP_AUTHORIZATION, authz, sizeof(authz));
+    s->auth_state = -1;
+    if (n < 0) {
+        s->auth_state = AUTH_INVALID;
+    } else if (n > 0) {
+        if (n > 7 && !strncasecmp(authz, "Bearer ", 7)) {
+            const char *tok = authz + 7;
+            while (*tok == ' ')
+                tok++;
+            s->aw.done = on_auth;
+            s->auth_state = auth_lookup(s->in->auth, tok, strlen(tok), &s->aw, &s->id);
+        } else {
+            s->auth_state = AUTH_INVALID;
+        }
+    }
+    explicit_bzero(authz, sizeof(authz));
+}
+
+static int media_type_is_json(const char *ct)
+{
+    while (*ct == ' ')
+        ct++;
+    size_t n = strcspn(ct, "; ");
+    return n == 16 && !strncasecmp(ct, "application/json", 16);
+}
+
+static void start_telemetry_post(struct http_session *s)
+{
+    struct ingest *in = s->in;
+    char ct[256], ce[64], cl[32];
+    int n = header_copy(s->wsi, WSI_TOKEN_HTTP_CONTENT_TYPE, ct, sizeof(ct));
+    if (n <= 0 || !media_type_is_json(ct)) {
+        s->close_after = 1;
+        respond_error(s, 415, "unsupported_media_type", "Content-Type must be application/json");
+        return;
+    }
+    n = header_copy(s->wsi, WSI_TOKEN_HTTP_CONTENT_ENCODING, ce, sizeof(ce));
+    if (n < 0 || (n > 0 && strcasecmp(ce, "gzip") && strcasecmp(ce, "identity"))) {
+        s->close_after = 1;
+        respond_error(s, 415, "unsupported_encoding", "Content-Encoding must be gzip or identity");
+        return;
+    }
+    s->gzip = n > 0 && !strcasecmp(ce, "gzip");
+    n = header_copy(s->wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH, cl, sizeof(cl));
+    long long clen = n > 0 ? strtoll(cl, NULL, 10) : -1;
+    if (clen < 0 && lws_hdr_total_length(s->wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0) {
+        s->close_after = 1;
+        respond_error(s, 411, "length_required", "send the body with a Content-Length (chunked bodies are not accepted)");
+        return;
+    }
+    if (clen > in->cfg.max_body_bytes) {
+        s->close_after = 1;
+        respond_error(s, 413, "body_too_large", "the body is larger than TELEMETRY_MAX_BODY_BYTES");
+        return;
+    }
+    if (s->gzip && gzip_body_begin(&s->gz) != GZIP_OK) {
+        respond_error(s, 503, "pipeline_full", "out of memory");
+        return;
+    }
+    if (s->gzip)
+        in->n.batches_gzip++;
+    start_auth(s);
+    if (clen <= 0) { /* no body will follow */
+        s->body_done = 1;
+        process_batch(s);
+    }
+}
+
+static int on_http(struct http_session *s, const char *uri)
+{
+    struct ingest *in = s->in;
+    char *muri;
+    int mlen;
+    int method = lws_http_get_uri_and_method(s->wsi, &muri, &mlen);
+    s->route = ROUTE_NONE;
+    s->status = 0;
+    s->close_after = 0;
+    s->retry_after = NULL;
+    s->allow = NULL;
+    s->body_done = 0;
+    s->gzip = 0;
+    s->raw_bytes = 0;
+    s->auth_state = -1;
+    buf_reset(&s->body);
+    buf_reset(&s->resp);
+    s->active = 1;
+    in->inflight++;
+    if (in->draining) {
+        s->close_after = 1;
+        respond_error(s, 503, "shutting_down", "this instance is shutting down; retry");
+        return 0;
+    }
+    if (!strcmp(uri, "/health/live") || !strcmp(uri, "/health/ready")) {
+        if (method != LWSHUMETH_GET && method != LWSHUMETH_HEAD) {
+            s->allow = "GET, HEAD";
+            respond_error(s, 405, "method_not_allowed", "use GET");
+            return 0;
+        }
+        if (!strcmp(uri, "/health/live")) {
+            static const char ok[] = "{\"status\":\"ok\"}";
+            respond(s, 200, ok, sizeof(ok) - 1);
+            return 0;
+        }
+        int link_up, gauth_up;
+        int ready = ingest_ready(in, &link_up, &gauth_up);
+        char body[160];
+        int len = snprintf(body, sizeof(body), "{\"status\":\"%s\",\"checks\":{\"logshipper\":%s,\"gauth\":%s}}",
+                           ready ? "ok" : "not_ready", link_up ? "true" : "false", gauth_up ? "true" : "false");
+        respond(s, ready ? 200 : 503, body, (size_t)len);
+        return 0;
+    }
+    if (!strcmp(uri, "/api/v1/telemetry")) {
+        if (method == LWSHUMETH_POST) {
+            s->route = ROUTE_TELEMETRY;
+            start_telemetry_post(s);
+            return 0;
+        }
+        s->allow = "POST, OPTIONS";
+        if (method == LWSHUMETH_OPTIONS) {
+            respond(s, 204, "", 0);
+            return 0;
+        }
+        respond_error(s, 405, "method_not_allowed", "use POST");
+        return 0;
+    }
+    respond_error(s, 404, "not_found", "no such path");
+    return 0;
+}
+
+static int on_body(struct http_session *s, const char *data, size_t len)
+{
+    struct ingest *in = s->in;
+    if (s->route != ROUTE_TELEMETRY || s->status)
+        return 0; /* answered already: the rest is discarded */
+    s->raw_bytes += len;
+    in->n.bytes_received += len;
+    if ((long long)s->raw_bytes > in->cfg.max_body_bytes) {
+        s->close_after = 1;
+        respond_error(s, 413, "body_too_large", "the body is larger than TELEMETRY_MAX_BODY_BYTES");
+        return 0;
+    }
+    if (s->gzip) {
+        size_t before = s->body.len;
+        int st = gzip_body_feed(&s->gz, data, len, &s->body, (size_t)in->cfg.max_decompressed_bytes);
+        in->n.bytes_inflated += s->body.len - before;
+        if (st == GZIP_TOO_LARGE) {
+            s->close_after = 1;
+            respond_error(s, 413, "decompressed_too_large", "the inflated body is larger than TELEMETRY_MAX_DECOMPRESSED_BYTES");
+        } else if (st == GZIP_BAD) {
+            s->close_after = 1;
+            respond_error(s, 400, "bad_gzip", "the gzip body is corrupt");
+        }
+        return 0;
+    }
+    buf_append(&s->body, data, len);
+    if (s->body.oom) {
+        s->close_after = 1;
+        respond_error(s, 503, "pipeline_full", "out of memory");
+    }
+    return 0;
+}
+
+static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
+{
+    struct http_session *s = user;
+    switch (reason) {
+    case LWS_CALLBACK_HTTP:
+        s->wsi = wsi;
+        s->in = ingest_of(wsi);
+        return on_http(s, in);
+    case LWS_CALLBACK_HTTP_BODY:
+        return on_body(s, in, len);
+    case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+        if (s->route == ROUTE_TELEMETRY && !s->status) {
+            s->body_done = 1;
+            process_batch(s);
+        }
+        return 0;
+    case LWS_CALLBACK_HTTP_WRITEABLE:
+        if (!s->status || s->pw.linked)
+            return 0;
+        return write_answer(s);
+    case LWS_CALLBACK_CLOSED_HTTP:
+    case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
+        request_end(s);
+        buf_free(&s->body);
+        buf_free(&s->resp);
+        return 0;
+    case LWS_CALLBACK_EVENT_WAIT_CANCELLED: {
+        struct ingest *ing = lws_get_vhost_user(lws_get_vhost(wsi));
+        if (ing && ing->auth)
+            auth_service(ing->auth);
+        return 0;
+    }
+    default:
+        return lws_callback_http_dummy(wsi, reason, user, in, len);
+    }
+}
+
+const struct lws_protocols http_api_protocol = {"http", http_callback, sizeof(struct http_session), 0, 0, NULL, 0};

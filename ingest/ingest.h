@@ -1,0 +1,66 @@
+/* ingest.h - the ingest daemon's state, shared by its protocol callbacks (one per vhost,
+ * reached with lws_get_vhost_user), and the counters it reports to the logshipper. */
+#ifndef TLM_INGEST_H
+#define TLM_INGEST_H
+
+#include <libwebsockets.h>
+#include <stdint.h>
+
+#include "../common/buf.h"
+#include "../common/config.h"
+#include "auth.h"
+#include "envelope.h"
+#include "pipeline.h"
+#include "shipper_link.h"
+
+#define ACK_BUCKETS 12
+
+struct ingest_counters {
+    uint64_t http_status[600];           /* answers by status code */
+    uint64_t records_received[ENV_NKINDS];
+    uint64_t records_accepted[ENV_NKINDS];
+    uint64_t records_rejected[REJ_NCODES];
+    uint64_t records_truncated, properties_dropped;
+    uint64_t batches, batches_gzip, bytes_received, bytes_inflated;
+    uint64_t pipeline_full, ack_timeouts;
+    uint64_t ack_latency_buckets[ACK_BUCKETS + 1];
+    double ack_latency_sum;
+    uint64_t ack_latency_count;
+};
+
+struct ingest {
+    struct tlm_config cfg;
+    struct lws_context *ctx;
+    struct lws_vhost *vh;
+    struct pipeline pipe;
+    struct shipper_link link;
+    struct auth *auth;
+    struct envelope env;
+    struct pipeline_batch batch;     /* scratch: one request's records before admission */
+    struct envelope_result result;   /* scratch */
+    struct ingest_counters n;
+    lws_sorted_usec_list_t flush_sul, stats_sul, health_sul;
+    int flush_scheduled;
+    int draining;
+    int64_t drain_deadline_us;
+    int inflight;                    /* requests started and not answered */
+    int64_t started_us;
+    struct buf stats_text;
+};
+
+extern const double ingest_ack_bounds[ACK_BUCKETS];
+
+/* Accepts one parsed batch into the pipeline; returns 0 with *wait_seq, or -1 when full. */
+int ingest_admit(struct ingest *in, uint64_t *wait_seq);
+/* Ensures the open frame leaves at the end of this loop pass. */
+void ingest_schedule_flush(struct ingest *in);
+void ingest_count_status(struct ingest *in, int status);
+void ingest_count_result(struct ingest *in, const struct envelope_result *res);
+/* 1 when the logshipper link is up and GAuth answered its last ping. */
+int ingest_ready(struct ingest *in, int *link_up, int *gauth_up);
+/* Wall-clock milliseconds since the epoch. */
+int64_t ingest_wall_ms(void);
+/* Renders the ingest's metrics (sent to the logshipper in STATS frames). */
+void ingest_render_stats(struct ingest *in, struct buf *out);
+
+#endif

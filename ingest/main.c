@@ -1,0 +1,231 @@
+/* main.c - tlm-ingest: configuration, the lws context on TELEMETRY_LISTEN:TELEMETRY_PORT,
+ * the link to the logshipper, timers, and a SIGTERM drain. Wiring only. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <curl/curl.h>
+
+#include "../common/log.h"
+#include "http_api.h"
+#include "ingest.h"
+
+static volatile sig_atomic_t got_signal;
+static struct lws_context *signal_ctx;
+
+static void on_signal(int sig)
+{
+    got_signal = sig;
+    if (signal_ctx)
+        lws_cancel_service(signal_ctx);
+}
+
+int ingest_admit(struct ingest *in, uint64_t *wait_seq)
+{
+    return pipeline_admit(&in->pipe, &in->batch, lws_now_usecs(), wait_seq);
+}
+
+static void flush_cb(lws_sorted_usec_list_t *sul)
+{
+    struct ingest *in = lws_container_of(sul, struct ingest, flush_sul);
+    in->flush_scheduled = 0;
+    if (pipeline_close_open(&in->pipe, lws_now_usecs()))
+        shipper_link_pump(&in->link);
+}
+
+void ingest_schedule_flush(struct ingest *in)
+{
+    if (in->flush_scheduled)
+        return;
+    in->flush_scheduled = 1;
+    /* 0 µs: runs after the events of this service pass, so concurrent requests share a frame */
+    lws_sul_schedule(in->ctx, 0, &in->flush_sul, flush_cb, 0);
+}
+
+int ingest_ready(struct ingest *in, int *link_up, int *gauth_up)
+{
+    *link_up = in->link.ready;
+    *gauth_up = in->auth ? auth_gauth_up(in->auth) : 0;
+    return *link_up && *gauth_up && !in->draining;
+}
+
+static void on_ack_latency(void *ctx, double seconds)
+{
+    struct ingest *in = ctx;
+    int b = 0;
+    while (b < ACK_BUCKETS && seconds > ingest_ack_bounds[b])
+        b++;
+    in->n.ack_latency_buckets[b]++;
+    in->n.ack_latency_sum += seconds;
+    in->n.ack_latency_count++;
+}
+
+static void stats_cb(lws_sorted_usec_list_t *sul)
+{
+    struct ingest *in = lws_container_of(sul, struct ingest, stats_sul);
+    buf_reset(&in->stats_text);
+    ingest_render_stats(in, &in->stats_text);
+    shipper_link_send_stats(&in->link, ingest_wall_ms(), in->stats_text.p, in->stats_text.len);
+    lws_sul_schedule(in->ctx, 0, &in->stats_sul, stats_cb, 1000 * 1000);
+}
+
+static void health_cb(lws_sorted_usec_list_t *sul)
+{
+    struct ingest *in = lws_container_of(sul, struct ingest, health_sul);
+    auth_roll_window(in->auth);
+    lws_sul_schedule(in->ctx, 0, &in->health_sul, health_cb, (lws_usec_t)in->cfg.health_timer_s * 1000000);
+}
+
+static void usage(void)
+{
+    printf("usage: tlm-ingest [--help] [--print-config]\n"
+           "Serves the tlm client API (HTTP batches, WebSocket) and forwards records to tlm-logshipper.\n"
+           "Configured by environment variables; --print-config lists them as a Markdown table.\n");
+}
+
+static int lws_log_level(const char *app_level)
+{
+    return log_level_parse(app_level) == LOG_DEBUG ? (LLL_ERR | LLL_WARN | LLL_NOTICE) : LLL_ERR;
+}
+
+static void lws_log_to_json(int level, const char *line)
+{
+    size_t n = strlen(line);
+    while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+        n--;
+    log_app(level == LLL_ERR ? LOG_ERROR : level == LLL_WARN ? LOG_WARN : LOG_DEBUG, "lws: %.*s", (int)n, line);
+}
+
+int main(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            usage();
+            return 0;
+        }
+        if (!strcmp(argv[i], "--print-config")) {
+            config_print_markdown();
+            return 0;
+        }
+        fprintf(stderr, "tlm-ingest: unknown argument %s\n", argv[i]);
+        usage();
+        return 2;
+    }
+    static struct ingest in; /* zeroed; main's only instance */
+    char err[512];
+    log_setup("ingest", LOG_INFO, LOG_WARN);
+    if (config_load_env(&in.cfg, err, sizeof(err))) {
+        log_app(LOG_ERROR, "configuration error: %s", err);
+        config_free(&in.cfg);
+        return 2;
+    }
+    log_setup("ingest", log_level_parse(in.cfg.app_log_level), log_level_parse(in.cfg.api_log_level));
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    lws_set_log_level(lws_log_level(in.cfg.app_log_level), lws_log_to_json);
+
+    struct lws_context_creation_info info;
+    memset(&info, 0, sizeof(info));
+    info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS | LWS_SERVER_OPTION_DISABLE_IPV6;
+    info.fd_limit_per_thread = (unsigned)in.cfg.max_connections + 64;
+    in.ctx = lws_create_context(&info);
+    if (!in.ctx) {
+        log_app(LOG_ERROR, "cannot create the event loop");
+        return 1;
+    }
+    signal_ctx = in.ctx;
+
+    /* protocols[0] answers HTTP; the link is a raw fd adopted into the same vhost */
+    struct lws_protocols plist[3] = {http_api_protocol, shipper_link_protocol, {NULL, NULL, 0, 0, 0, NULL, 0}};
+    memset(&info, 0, sizeof(info));
+    info.port = (int)in.cfg.port;
+    info.iface = in.cfg.listen;
+    info.protocols = plist;
+    info.vhost_name = "tlm-ingest";
+    info.user = &in;
+    info.max_http_header_data = (unsigned short)(in.cfg.max_header_bytes > 65535 ? 65535 : in.cfg.max_header_bytes);
+    info.timeout_secs = (unsigned)in.cfg.idle_timeout_s;
+    info.keepalive_timeout = (int)in.cfg.idle_timeout_s;
+    info.options = LWS_SERVER_OPTION_DISABLE_IPV6;
+    in.vh = lws_create_vhost(in.ctx, &info);
+    if (!in.vh) {
+        log_app(LOG_ERROR, "cannot listen on %s:%lld (TELEMETRY_LISTEN, TELEMETRY_PORT)", in.cfg.listen, in.cfg.port);
+        lws_context_destroy(in.ctx);
+        config_free(&in.cfg);
+        return 1;
+    }
+    in.started_us = lws_now_usecs();
+    pipeline_init(&in.pipe, (uint64_t)in.cfg.traces_threshold, (uint64_t)in.cfg.buffer_max_bytes, (uint64_t)in.cfg.bulk_size);
+    envelope_init(&in.env, &in.cfg);
+    envelope_result_init(&in.result);
+    pipeline_batch_init(&in.batch);
+    buf_init(&in.stats_text);
+    in.auth = auth_new(in.ctx, &in.cfg);
+    if (!in.auth) {
+        log_app(LOG_ERROR, "cannot start the auth client");
+        return 1;
+    }
+    shipper_link_init(&in.link, in.ctx, in.vh, in.cfg.socket_path, &in.pipe);
+    in.link.on_ack_latency = on_ack_latency;
+    in.link.cb_ctx = &in;
+    shipper_link_start(&in.link);
+    lws_sul_schedule(in.ctx, 0, &in.stats_sul, stats_cb, 1000 * 1000);
+    lws_sul_schedule(in.ctx, 0, &in.health_sul, health_cb, (lws_usec_t)in.cfg.health_timer_s * 1000000);
+
+    signal(SIGPIPE, SIG_IGN);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    log_app(LOG_INFO, "listening on %s:%lld, logshipper socket %s, GAuth %s", in.cfg.listen, in.cfg.port,
+            in.cfg.socket_path, in.cfg.auth_url);
+
+    int exit_code = 0;
+    for (;;) {
+        if (lws_service(in.ctx, 0) < 0)
+            break;
+        if (got_signal && !in.draining) {
+            in.draining = 1;
+            in.drain_deadline_us = lws_now_usecs() + in.cfg.drain_timeout_s * 1000000LL;
+            log_app(LOG_INFO, "signal %d: draining (%d requests in flight, %llu records un-acked)", (int)got_signal,
+                    in.inflight, (unsigned long long)in.pipe.records);
+        }
+        if (in.draining) {
+            if (pipeline_close_open(&in.pipe, lws_now_usecs()))
+                shipper_link_pump(&in.link);
+            int done = in.inflight == 0 && pipeline_empty(&in.pipe);
+            if (done || lws_now_usecs() >= in.drain_deadline_us) {
+                if (!done) {
+                    log_app(LOG_WARN, "drain timeout: %d requests unanswered, %llu records un-acked", in.inflight,
+                            (unsigned long long)in.pipe.records);
+                    exit_code = 1;
+                }
+                break;
+            }
+            /* wake up regularly while draining to re-check */
+            lws_sul_schedule(in.ctx, 0, &in.flush_sul, flush_cb, 50 * 1000);
+            in.flush_scheduled = 1;
+        }
+    }
+    shipper_link_bye(&in.link);
+    for (int i = 0; i < 20 && in.link.wsi && in.link.out.len; i++)
+        lws_service(in.ctx, 0);
+    log_app(LOG_INFO, "stopped");
+    lws_sul_cancel(&in.stats_sul);
+    lws_sul_cancel(&in.health_sul);
+    lws_sul_cancel(&in.flush_sul);
+    auth_free(in.auth);
+    in.auth = NULL;
+    lws_context_destroy(in.ctx);
+    shipper_link_free(&in.link);
+    pipeline_free(&in.pipe);
+    pipeline_batch_free(&in.batch);
+    envelope_result_free(&in.result);
+    envelope_free(&in.env);
+    buf_free(&in.stats_text);
+    config_free(&in.cfg);
+    curl_global_cleanup();
+    return exit_code;
+}

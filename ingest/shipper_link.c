@@ -1,0 +1,296 @@
+/* shipper_link.c - UNIX socket client to the logshipper on the lws loop (see shipper_link.h). */
+#include "shipper_link.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "../common/hash.h"
+#include "../common/log.h"
+#include "../proto/tlm_proto.h"
+
+#define LINK_OUT_LOW_WATER (256 * 1024) /* copy more frames when less than this is queued */
+#define LINK_READ_CHUNK 65536
+
+static void link_schedule_reconnect(struct shipper_link *l);
+
+void shipper_link_init(struct shipper_link *l, struct lws_context *ctx, struct lws_vhost *vh,
+                       const char *path, struct pipeline *pipe)
+{
+    memset(l, 0, sizeof(*l));
+    l->ctx = ctx;
+    l->vh = vh;
+    l->path = path;
+    l->pipe = pipe;
+    l->fd = -1;
+    l->instance_id = hash_random_u64();
+    l->backoff_ms = 50;
+}
+
+static int link_connect(struct shipper_link *l)
+{
+    struct sockaddr_un sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sun_family = AF_UNIX;
+    if (strlen(l->path) >= sizeof(sa.sun_path))
+        return -1;
+    strcpy(sa.sun_path, l->path);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 && errno != EINPROGRESS) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        return -1;
+    }
+    lws_adopt_desc_t ad;
+    memset(&ad, 0, sizeof(ad));
+    ad.vh = l->vh;
+    ad.type = LWS_ADOPT_RAW_FILE_DESC;
+    ad.fd.filefd = fd;
+    ad.vh_prot_name = shipper_link_protocol.name;
+    ad.opaque = l;
+    struct lws *wsi = lws_adopt_descriptor_vhost_via_info(&ad);
+    if (!wsi)
+        return -1; /* lws closed fd */
+    l->wsi = wsi;
+    l->fd = fd;
+    l->ready = 0;
+    l->closing = 0;
+    buf_reset(&l->in);
+    buf_reset(&l->out);
+    l->out_off = 0;
+    l->sent_seq = l->pipe->acked_seq;
+    l->connects++;
+    struct proto_hello h = {PROTO_VERSION, 1, l->instance_id, (uint32_t)getpid()};
+    proto_put_hello(&l->out, &h);
+    lws_callback_on_writable(wsi);
+    return 0;
+}
+
+static void reconnect_cb(lws_sorted_usec_list_t *sul)
+{
+    struct shipper_link *l = lws_container_of(sul, struct shipper_link, reconnect_sul);
+    if (l->wsi)
+        return;
+    if (link_connect(l) == 0)
+        return;
+    if (l->connects == 0 || l->backoff_ms >= 2000)
+        log_app(LOG_DEBUG, "logshipper not reachable at %s: %s", l->path, strerror(errno));
+    link_schedule_reconnect(l);
+}
+
+static void link_schedule_reconnect(struct shipper_link *l)
+{
+    lws_sul_schedule(l->ctx, 0, &l->reconnect_sul, reconnect_cb, (lws_usec_t)l->backoff_ms * 1000);
+    l->backoff_ms = l->backoff_ms * 2 > 2000 ? 2000 : l->backoff_ms * 2;
+}
+
+void shipper_link_start(struct shipper_link *l)
+{
+    if (link_connect(l) != 0) {
+        log_app(LOG_WARN, "logshipper not reachable at %s yet (%s); retrying", l->path, strerror(errno));
+        link_schedule_reconnect(l);
+    }
+}
+
+void shipper_link_pump(struct shipper_link *l)
+{
+    if (!l->wsi || !l->ready || l->closing)
+        return;
+    struct pipeline_frame *f = l->pipe->head;
+    while (f && f->seq <= l->sent_seq)
+        f = f->next;
+    int copied = 0;
+    while (f && l->out.len - l->out_off < LINK_OUT_LOW_WATER) {
+        buf_append(&l->out, f->data.p, f->data.len);
+        l->sent_seq = f->seq;
+        l->frames_sent++;
+        if (f->seq <= l->max_sent_seq)
+            l->frames_resent++;
+        else
+            l->max_sent_seq = f->seq;
+        copied = 1;
+        f = f->next;
+    }
+    if (copied || l->out.len > l->out_off)
+        lws_callback_on_writable(l->wsi);
+}
+
+void shipper_link_send_stats(struct shipper_link *l, int64_t ts_ms, const char *text, size_t len)
+{
+    if (!l->wsi || !l->ready || l->closing || l->out.len - l->out_off > 4 * LINK_OUT_LOW_WATER)
+        return;
+    proto_put_stats(&l->out, ts_ms, text, len);
+    lws_callback_on_writable(l->wsi);
+}
+
+void shipper_link_bye(struct shipper_link *l)
+{
+    if (!l->wsi || l->closing)
+        return;
+    proto_put_bye(&l->out, 0, "ingest shutting down");
+    l->closing = 1;
+    lws_callback_on_writable(l->wsi);
+}
+
+static int link_fail(struct shipper_link *l, int status)
+{
+    l->protocol_errors++;
+    log_app(LOG_WARN, "bad frame from logshipper: %s; reconnecting", proto_strerror(status));
+    return -1;
+}
+
+static int link_handle_frame(struct shipper_link *l, const struct proto_frame *f)
+{
+    switch (f->type) {
+    case PROTO_HELLO: {
+        struct proto_hello h;
+        int st = proto_get_hello(f, &h);
+        if (st)
+            return link_fail(l, st);
+        if (h.version != PROTO_VERSION || h.role != 2) {
+            log_app(LOG_ERROR, "logshipper speaks protocol version %u (role %u), we speak %u", h.version, h.role, PROTO_VERSION);
+            return -1;
+        }
+        l->ready = 1;
+        l->backoff_ms = 50;
+        l->up_since_us = lws_now_usecs();
+        log_app(LOG_INFO, "connected to logshipper at %s; %llu un-acked records to (re)send", l->path,
+                (unsigned long long)l->pipe->records);
+        shipper_link_pump(l);
+        return 0;
+    }
+    case PROTO_ACK: {
+        uint64_t seq;
+        int st = proto_get_ack(f, &seq);
+        if (st)
+            return link_fail(l, st);
+        if (seq > l->sent_seq) /* acks cannot cover what was never sent */
+            return link_fail(l, PROTO_ERR_VALUE);
+        l->acks++;
+        pipeline_ack(l->pipe, seq, lws_now_usecs(), l->on_ack_latency, l->cb_ctx);
+        if (l->on_ack)
+            l->on_ack(l->cb_ctx, seq);
+        shipper_link_pump(l);
+        return 0;
+    }
+    case PROTO_PING: {
+        uint64_t nonce;
+        int st = proto_get_ping(f, &nonce);
+        if (st)
+            return link_fail(l, st);
+        if (!(f->flags & PROTO_PING_REPLY)) {
+            proto_put_ping(&l->out, nonce, 1);
+            lws_callback_on_writable(l->wsi);
+        }
+        return 0;
+    }
+    case PROTO_BYE:
+        log_app(LOG_INFO, "logshipper said bye; reconnecting");
+        return -1;
+    default:
+        return link_fail(l, PROTO_ERR_TYPE);
+    }
+}
+
+static int link_read(struct shipper_link *l)
+{
+    for (;;) {
+        if (buf_reserve(&l->in, LINK_READ_CHUNK))
+            return -1;
+        ssize_t n = read(l->fd, l->in.p + l->in.len, LINK_READ_CHUNK);
+        if (n < 0 && (errno == EAGAIN || errno == EINTR))
+            break;
+        if (n <= 0)
+            return -1;
+        l->in.len += (size_t)n;
+        if ((size_t)n < LINK_READ_CHUNK)
+            break;
+    }
+    size_t off = 0;
+    while (off < l->in.len) {
+        struct proto_frame f;
+        size_t used;
+        int st = proto_frame_parse((const uint8_t *)l->in.p + off, l->in.len - off, &f, &used);
+        if (st == PROTO_NEED_MORE)
+            break;
+        if (st != PROTO_OK)
+            return link_fail(l, st);
+        if (link_handle_frame(l, &f))
+            return -1;
+        if (!l->wsi)
+            return -1;
+        off += used;
+    }
+    buf_consume(&l->in, off);
+    return 0;
+}
+
+static int link_write(struct shipper_link *l)
+{
+    while (l->out_off < l->out.len) {
+        ssize_t n = write(l->fd, l->out.p + l->out_off, l->out.len - l->out_off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN) {
+            lws_callback_on_writable(l->wsi);
+            return 0;
+        }
+        if (n < 0)
+            return -1;
+        l->out_off += (size_t)n;
+        l->bytes_sent += (uint64_t)n;
+    }
+    buf_reset(&l->out);
+    l->out_off = 0;
+    if (l->closing)
+        return -1;
+    shipper_link_pump(l); /* refill from the pipeline */
+    return 0;
+}
+
+static int link_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
+{
+    (void)user;
+    (void)in;
+    (void)len;
+    struct shipper_link *l = lws_get_opaque_user_data(wsi);
+    switch (reason) {
+    case LWS_CALLBACK_RAW_RX_FILE:
+        return l ? link_read(l) : -1;
+    case LWS_CALLBACK_RAW_WRITEABLE_FILE:
+        return l ? link_write(l) : -1;
+    case LWS_CALLBACK_RAW_CLOSE_FILE:
+        if (!l || l->wsi != wsi)
+            return 0;
+        l->wsi = NULL;
+        l->fd = -1;
+        l->ready = 0;
+        l->disconnects++;
+        buf_reset(&l->out);
+        l->out_off = 0;
+        if (!l->closing) {
+            log_app(LOG_WARN, "link to logshipper closed; %llu un-acked records kept for re-send",
+                    (unsigned long long)l->pipe->records);
+            l->backoff_ms = 50;
+            link_schedule_reconnect(l);
+        }
+        return 0;
+    default:
+        return 0;
+    }
+}
+
+const struct lws_protocols shipper_link_protocol = {"tlm-shipper-link", link_callback, 0, 0, 0, NULL, 0};
+
+void shipper_link_free(struct shipper_link *l)
+{
+    lws_sul_cancel(&l->reconnect_sul);
+    buf_free(&l->in);
+    buf_free(&l->out);
+}
