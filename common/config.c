@@ -33,7 +33,9 @@ static const char default_contracts[] =
     "\"properties\":[\"connId\",\"agentSessionId\",\"browserSessionId\",\"interactionId\",\"POC_override\"],"
     "\"monitoredMetrics\":[{\"name\":\"http_sync_req_StartContactCenterSession\",\"value\":2,\"type\":\"gt\"},"
     "{\"name\":\"http_sync_req_AttachUserData\",\"value\":5222000,\"type\":\"lt\"}],"
-    "\"monitoredEvents\":[\"error_.*\",\"disaster_recovery_.*\",\"performance_worker_major\"]},"
+    "\"monitoredEvents\":[\"error_.*\",\"disaster_recovery_.*\",\"performance_worker_major\","
+    "\"insecure_external_website_config_issue\",\"statistic_object_config_issue\","
+    "\"business_attribute_option_config_issue\",\"softphone_connection_lost\"]},"
     "{\"appName\":\"softphone\","
     "\"properties\":[\"ThisDN\",\"call_id\",\"call_uuid\",\"region\",\"level\",\"msgId\",\"sepsessionid\",\"value__NUM\"],"
     "\"apdex\":{\"metrics\":{\"sip_call_mos\":{\"satisfiedTH\":3.6,\"toleratedTH\":2,\"isExtended\":true}}}}]";
