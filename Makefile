@@ -74,6 +74,18 @@ asan:
 	@$(MAKE) --no-print-directory BUILD=build/asan CC=clang OPT="-O1 -g -fno-omit-frame-pointer" \
 	    SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined" all unit
 
+# libFuzzer targets (clang): `make fuzz` runs each for FUZZ_SECONDS on a scratch copy of its corpus.
+FUZZ_SECONDS ?= 60
+FUZZ_FLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -D_GNU_SOURCE $(PKG_CFLAGS)
+FUZZ_TARGETS := $(patsubst %.c,build/fuzz/%,$(notdir $(wildcard */fuzz_*.c)))
+build/fuzz/fuzz_proto: proto/fuzz_proto.c proto/tlm_proto.c common/buf.c
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_FLAGS) -Icommon $^ -o $@
+fuzz: $(FUZZ_TARGETS)
+	@for t in $(FUZZ_TARGETS); do n=$${t##*/}; d=$$(ls -d */fuzz_corpus* | grep -m1 "$${n#fuzz_}" || echo proto/fuzz_corpus); \
+	  mkdir -p build/fuzz/out-$$n; echo "== $$n ($(FUZZ_SECONDS)s)"; \
+	  $$t -max_total_time=$(FUZZ_SECONDS) -max_len=70000 build/fuzz/out-$$n $$d || exit 1; done
+
 config-table: $(BUILD)/tlm-ingest
 	@$(BUILD)/tlm-ingest --print-config
 

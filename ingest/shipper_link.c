@@ -138,11 +138,23 @@ void shipper_link_bye(struct shipper_link *l)
     lws_callback_on_writable(l->wsi);
 }
 
-static int link_fail(struct shipper_link *l, int status)
+/* Tells the peer why (BYE, best effort: the socket is non-blocking) and drops the link. */
+static int link_fail(struct shipper_link *l, uint16_t reason, const char *why)
 {
+    struct buf bye;
+    buf_init(&bye);
+    proto_put_bye(&bye, reason, why);
+    if (bye.len && write(l->fd, bye.p, bye.len) < 0)
+        log_app(LOG_DEBUG, "could not send BYE: %s", strerror(errno));
+    buf_free(&bye);
     l->protocol_errors++;
-    log_app(LOG_WARN, "bad frame from logshipper: %s; reconnecting", proto_strerror(status));
+    log_app(LOG_WARN, "bad frame from logshipper: %s; reconnecting", why);
     return -1;
+}
+
+static int link_bad_frame(struct shipper_link *l, int status)
+{
+    return link_fail(l, 1, proto_strerror(status));
 }
 
 static int link_handle_frame(struct shipper_link *l, const struct proto_frame *f)
@@ -152,10 +164,10 @@ static int link_handle_frame(struct shipper_link *l, const struct proto_frame *f
         struct proto_hello h;
         int st = proto_get_hello(f, &h);
         if (st)
-            return link_fail(l, st);
+            return link_bad_frame(l, st);
         if (h.version != PROTO_VERSION || h.role != 2) {
             log_app(LOG_ERROR, "logshipper speaks protocol version %u (role %u), we speak %u", h.version, h.role, PROTO_VERSION);
-            return -1;
+            return link_fail(l, 2, "protocol version mismatch");
         }
         l->ready = 1;
         l->backoff_ms = 50;
@@ -169,9 +181,9 @@ static int link_handle_frame(struct shipper_link *l, const struct proto_frame *f
         uint64_t seq;
         int st = proto_get_ack(f, &seq);
         if (st)
-            return link_fail(l, st);
+            return link_bad_frame(l, st);
         if (seq > l->sent_seq) /* acks cannot cover what was never sent */
-            return link_fail(l, PROTO_ERR_VALUE);
+            return link_bad_frame(l, PROTO_ERR_VALUE);
         l->acks++;
         pipeline_ack(l->pipe, seq, lws_now_usecs(), l->on_ack_latency, l->cb_ctx);
         if (l->on_ack)
@@ -183,7 +195,7 @@ static int link_handle_frame(struct shipper_link *l, const struct proto_frame *f
         uint64_t nonce;
         int st = proto_get_ping(f, &nonce);
         if (st)
-            return link_fail(l, st);
+            return link_bad_frame(l, st);
         if (!(f->flags & PROTO_PING_REPLY)) {
             proto_put_ping(&l->out, nonce, 1);
             lws_callback_on_writable(l->wsi);
@@ -194,7 +206,7 @@ static int link_handle_frame(struct shipper_link *l, const struct proto_frame *f
         log_app(LOG_INFO, "logshipper said bye; reconnecting");
         return -1;
     default:
-        return link_fail(l, PROTO_ERR_TYPE);
+        return link_bad_frame(l, PROTO_ERR_TYPE);
     }
 }
 
@@ -220,7 +232,7 @@ static int link_read(struct shipper_link *l)
         if (st == PROTO_NEED_MORE)
             break;
         if (st != PROTO_OK)
-            return link_fail(l, st);
+            return link_bad_frame(l, st);
         if (link_handle_frame(l, &f))
             return -1;
         if (!l->wsi)
