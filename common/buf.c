@@ -25,8 +25,12 @@ int buf_reserve(struct buf *b, size_t extra)
 {
     if (b->oom)
         return -1;
-    if (b->len + extra + 1 <= b->cap)
+    if (extra < b->cap - b->len) /* len + extra + 1 <= cap, without overflow */
         return 0;
+    if (extra >= SIZE_MAX / 4 - b->len) { /* the doubling below would overflow */
+        b->oom = 1;
+        return -1;
+    }
     size_t cap = b->cap ? b->cap : 256;
     while (cap < b->len + extra + 1)
         cap *= 2;
@@ -42,6 +46,8 @@ int buf_reserve(struct buf *b, size_t extra)
 
 void buf_append(struct buf *b, const void *data, size_t len)
 {
+    if (!len)
+        return;
     if (buf_reserve(b, len))
         return;
     memcpy(b->p + b->len, data, len);
@@ -97,7 +103,7 @@ void buf_put_double(struct buf *b, double v)
         buf_puts(b, "0");
         return;
     }
-    if (v == (double)(int64_t)v && fabs(v) < 9.0e15) {
+    if (fabs(v) < 9.0e15 && v == (double)(int64_t)v) { /* range first: the cast is UB outside */
         if (v < 0) {
             buf_putc(b, '-');
             buf_put_u64(b, (uint64_t)(-(int64_t)v));

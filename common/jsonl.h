@@ -9,7 +9,7 @@
 
 #include "buf.h"
 
-/* Appends "..." (with quotes). Returns the number of input bytes consumed (== len). */
+/* Appends "..." (with quotes). */
 void jsonl_put_string(struct buf *out, const char *s, size_t len);
 /* Like jsonl_put_string but stops before the escaped output would exceed max_out bytes
  * (quotes included), never inside a UTF-8 sequence or an escape. Returns 1 if cut. */
