@@ -8,6 +8,7 @@
 
 #include "../common/jsonl.h"
 #include "../common/log.h"
+#include "cors.h"
 #include "gzip_body.h"
 #include "ingest.h"
 
@@ -26,12 +27,16 @@ struct http_session {
     int auth_state;        /* AUTH_PENDING, AUTH_OK, ... ; -1 no token */
     struct auth_identity id;
     struct auth_waiter aw;
+    uint64_t session_key;
+    char origin[256];      /* the Origin header, "" when absent */
+    int cors_ok;           /* add CORS headers to the answer */
     struct pipeline_waiter pw;
     lws_sorted_usec_list_t ack_sul;
     /* the answer */
     int status;            /* 0 while not decided */
     int close_after;
     const char *retry_after;
+    char retry_buf[24];
     const char *allow;
     struct buf resp;
     int writing;
@@ -94,6 +99,28 @@ static void request_end(struct http_session *s)
     }
 }
 
+static int add_header(struct lws *wsi, const char *name, const char *value, uint8_t **p, uint8_t *end)
+{
+    return lws_add_http_header_by_name(wsi, (const uint8_t *)name, (const uint8_t *)value, (int)strlen(value), p, end);
+}
+
+/* Vary: Origin always when an Origin was sent; the allow headers only for allowed ones. */
+static int add_cors_headers(struct http_session *s, uint8_t **p, uint8_t *end)
+{
+    if (add_header(s->wsi, "vary:", "Origin", p, end))
+        return -1;
+    if (!s->cors_ok)
+        return 0;
+    if (add_header(s->wsi, "access-control-allow-origin:", s->origin, p, end) ||
+        add_header(s->wsi, "access-control-allow-credentials:", "true", p, end))
+        return -1;
+    if (s->status == 204 && s->route == ROUTE_TELEMETRY)
+        return add_header(s->wsi, "access-control-allow-methods:", "POST, OPTIONS", p, end) ||
+               add_header(s->wsi, "access-control-allow-headers:", "Authorization, Content-Type, Content-Encoding", p, end) ||
+               add_header(s->wsi, "access-control-max-age:", "600", p, end);
+    return add_header(s->wsi, "access-control-expose-headers:", "Retry-After", p, end);
+}
+
 static int write_answer(struct http_session *s)
 {
     uint8_t hbuf[LWS_PRE + 1024];
@@ -108,6 +135,8 @@ static int write_answer(struct http_session *s)
         return -1;
     if (s->allow && lws_add_http_header_by_name(s->wsi, (const uint8_t *)"allow:", (const uint8_t *)s->allow,
                                                 (int)strlen(s->allow), &p, end))
+        return -1;
+    if (s->origin[0] && add_cors_headers(s, &p, end))
         return -1;
     if (s->close_after &&
         lws_add_http_header_by_token(s->wsi, WSI_TOKEN_CONNECTION, (const uint8_t *)"close", 5, &p, end))
@@ -180,6 +209,22 @@ static void process_batch(struct http_session *s)
         respond_error(s, 403, "unknown_tenant", "the token's contact center is not configured on this service");
         return;
     }
+    if (s->origin[0] && !cors_allowed_for(&in->cfg, s->origin, s->id.ccid)) {
+        s->cors_ok = 0;
+        respond_error(s, 403, "origin_not_allowed", "this origin is not allowed for the token's tenant");
+        return;
+    }
+    long long retry_ms = 0;
+    int sess = sessions_http_batch(&in->sessions, s->session_key, lws_now_usecs(), &retry_ms);
+    if (sess != SESS_OK) {
+        snprintf(s->retry_buf, sizeof(s->retry_buf), "%lld", sess == SESS_THROTTLED ? (retry_ms + 999) / 1000 : 5);
+        s->retry_after = s->retry_buf;
+        if (sess == SESS_THROTTLED)
+            respond_error(s, 429, "throttled", "batches of this session come faster than TELEMETRY_RECORD_MIN_INTERVAL");
+        else
+            respond_error(s, 429, "too_many_sessions", "the service has TELEMETRY_MAX_SESSION sessions");
+        return;
+    }
     struct envelope_identity id = {s->id.user, s->id.ccid, tenant};
     struct envelope_result *res = &in->result;
     envelope_result_reset(res);
@@ -242,6 +287,7 @@ static void start_auth(struct http_session *s)
             while (*tok == ' ')
                 tok++;
             s->aw.done = on_auth;
+            s->session_key = sessions_key(&s->in->sessions, tok, strlen(tok));
             s->auth_state = auth_lookup(s->in->auth, tok, strlen(tok), &s->aw, &s->id);
         } else {
             s->auth_state = AUTH_INVALID;
@@ -317,6 +363,10 @@ static int on_http(struct http_session *s, const char *uri)
     s->auth_state = -1;
     buf_reset(&s->body);
     buf_reset(&s->resp);
+    s->origin[0] = '\0';
+    if (header_copy(s->wsi, WSI_TOKEN_ORIGIN, s->origin, sizeof(s->origin)) < 0)
+        snprintf(s->origin, sizeof(s->origin), "invalid:");
+    s->cors_ok = s->origin[0] && cors_allowed_any(&in->cfg, s->origin);
     s->active = 1;
     in->inflight++;
     if (in->draining) {
@@ -351,6 +401,11 @@ static int on_http(struct http_session *s, const char *uri)
         }
         s->allow = "POST, OPTIONS";
         if (method == LWSHUMETH_OPTIONS) {
+            s->route = ROUTE_TELEMETRY;
+            if (s->origin[0] && !s->cors_ok) {
+                respond_error(s, 403, "origin_not_allowed", "this origin is not allowed for any tenant");
+                return 0;
+            }
             respond(s, 204, "", 0);
             return 0;
         }
@@ -394,6 +449,43 @@ static int on_body(struct http_session *s, const char *data, size_t len)
     return 0;
 }
 
+/* Writes a whole JSON error answer at once (WebSocket handshake refusals). The status line
+ * is ours: lws 4.1 would answer an upgrade request as HTTP/1.0, which clients reject. */
+static int refuse_upgrade(struct lws *wsi, struct ingest *in, int status, const char *code, const char *message)
+{
+    static const struct { int status; const char *reason; } reasons[] = {
+        {403, "Forbidden"}, {404, "Not Found"}, {503, "Service Unavailable"}};
+    const char *reason = "Error";
+    for (size_t i = 0; i < sizeof(reasons) / sizeof(reasons[0]); i++)
+        if (reasons[i].status == status)
+            reason = reasons[i].reason;
+    char body[512], buf[LWS_PRE + 1024];
+    int blen = snprintf(body, sizeof(body), "{\"error\":{\"code\":\"%s\",\"message\":\"%s\"}}", code, message);
+    int len = snprintf(buf + LWS_PRE, sizeof(buf) - LWS_PRE,
+                       "HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
+                       "vary: Origin\r\nconnection: close\r\n\r\n%s", status, reason, blen, body);
+    ingest_count_status(in, status);
+    log_api(LOG_INFO, "websocket handshake refused: %d %s", status, code);
+    if (lws_write(wsi, (uint8_t *)buf + LWS_PRE, (size_t)len, LWS_WRITE_HTTP_FINAL) < 0)
+        return -1;
+    return 1;
+}
+
+int http_api_confirm_upgrade(struct lws *wsi)
+{
+    struct ingest *in = ingest_of(wsi);
+    char uri[128], origin[256];
+    if (lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI) <= 0 || strcmp(uri, "/api/v1/stream"))
+        return refuse_upgrade(wsi, in, 404, "not_found", "WebSocket streams are served on /api/v1/stream");
+    if (in->draining)
+        return refuse_upgrade(wsi, in, 503, "shutting_down", "this instance is shutting down; retry");
+    int n = lws_hdr_total_length(wsi, WSI_TOKEN_ORIGIN);
+    if (n > 0 && (n >= (int)sizeof(origin) || lws_hdr_copy(wsi, origin, sizeof(origin), WSI_TOKEN_ORIGIN) <= 0 ||
+                  !cors_allowed_any(&in->cfg, origin)))
+        return refuse_upgrade(wsi, in, 403, "origin_not_allowed", "this origin is not allowed for any tenant");
+    return 0;
+}
+
 static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
 {
     struct http_session *s = user;
@@ -420,6 +512,8 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void
         buf_free(&s->body);
         buf_free(&s->resp);
         return 0;
+    case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+        return http_api_confirm_upgrade(wsi);
     case LWS_CALLBACK_EVENT_WAIT_CANCELLED: {
         struct ingest *ing = lws_get_vhost_user(lws_get_vhost(wsi));
         if (ing && ing->auth)

@@ -6,4 +6,8 @@
 
 extern const struct lws_protocols http_api_protocol;
 
+/* LWS_CALLBACK_HTTP_CONFIRM_UPGRADE: refuses a WebSocket handshake with a JSON answer
+ * (404 wrong path, 403 origin allowed for no tenant, 503 draining); 0 lets it proceed. */
+int http_api_confirm_upgrade(struct lws *wsi);
+
 #endif

@@ -11,9 +11,12 @@
 #include "auth.h"
 #include "envelope.h"
 #include "pipeline.h"
+#include "sessions.h"
 #include "shipper_link.h"
 
 #define ACK_BUCKETS 12
+
+struct ws_session;
 
 struct ingest_counters {
     uint64_t http_status[600];           /* answers by status code */
@@ -35,6 +38,7 @@ struct ingest {
     struct pipeline pipe;
     struct shipper_link link;
     struct auth *auth;
+    struct sessions sessions;
     struct envelope env;
     struct pipeline_batch batch;     /* scratch: one request's records before admission */
     struct envelope_result result;   /* scratch */
@@ -44,6 +48,8 @@ struct ingest {
     int draining;
     int64_t drain_deadline_us;
     int inflight;                    /* requests started and not answered */
+    struct ws_session *ws_sessions;  /* open WebSocket sessions */
+    int ws_count;
     int64_t started_us;
     struct buf stats_text;
 };

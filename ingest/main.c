@@ -11,6 +11,7 @@
 #include "../common/log.h"
 #include "http_api.h"
 #include "ingest.h"
+#include "ws_stream.h"
 
 static volatile sig_atomic_t got_signal;
 static struct lws_context *signal_ctx;
@@ -60,6 +61,12 @@ static void on_ack_latency(void *ctx, double seconds)
     in->n.ack_latency_buckets[b]++;
     in->n.ack_latency_sum += seconds;
     in->n.ack_latency_count++;
+}
+
+static void on_ack(void *ctx, uint64_t seq)
+{
+    (void)seq;
+    ws_stream_on_ack(ctx);
 }
 
 static void stats_cb(lws_sorted_usec_list_t *sul)
@@ -137,11 +144,19 @@ int main(int argc, char **argv)
     signal_ctx = in.ctx;
 
     /* protocols[0] answers HTTP; the link is a raw fd adopted into the same vhost */
-    struct lws_protocols plist[3] = {http_api_protocol, shipper_link_protocol, {NULL, NULL, 0, 0, 0, NULL, 0}};
+    struct lws_protocols plist[4] = {http_api_protocol, ws_stream_protocol, shipper_link_protocol,
+                                     {NULL, NULL, 0, 0, 0, NULL, 0}};
+    /* idle WebSockets get a ping after ws_ping_interval and are dropped after ws_idle_timeout */
+    lws_retry_bo_t retry;
+    memset(&retry, 0, sizeof(retry));
+    retry.secs_since_valid_ping = (uint16_t)in.cfg.ws_ping_interval_s;
+    retry.secs_since_valid_hangup = (uint16_t)in.cfg.ws_idle_timeout_s;
     memset(&info, 0, sizeof(info));
     info.port = (int)in.cfg.port;
     info.iface = in.cfg.listen;
     info.protocols = plist;
+    info.pvo = &ws_stream_pvo;
+    info.retry_and_idle_policy = &retry;
     info.vhost_name = "tlm-ingest";
     info.user = &in;
     info.max_http_header_data = (unsigned short)(in.cfg.max_header_bytes > 65535 ? 65535 : in.cfg.max_header_bytes);
@@ -161,6 +176,10 @@ int main(int argc, char **argv)
     envelope_result_init(&in.result);
     pipeline_batch_init(&in.batch);
     buf_init(&in.stats_text);
+    if (sessions_init(&in.sessions, in.cfg.max_session, in.cfg.session_ttl_s, in.cfg.record_min_interval_ms)) {
+        log_app(LOG_ERROR, "out of memory");
+        return 1;
+    }
     in.auth = auth_new(in.ctx, &in.cfg);
     if (!in.auth) {
         log_app(LOG_ERROR, "cannot start the auth client");
@@ -168,6 +187,7 @@ int main(int argc, char **argv)
     }
     shipper_link_init(&in.link, in.ctx, in.vh, in.cfg.socket_path, &in.pipe);
     in.link.on_ack_latency = on_ack_latency;
+    in.link.on_ack = on_ack;
     in.link.cb_ctx = &in;
     shipper_link_start(&in.link);
     lws_sul_schedule(in.ctx, 0, &in.stats_sul, stats_cb, 1000 * 1000);
@@ -189,13 +209,14 @@ int main(int argc, char **argv)
         if (got_signal && !in.draining) {
             in.draining = 1;
             in.drain_deadline_us = lws_now_usecs() + in.cfg.drain_timeout_s * 1000000LL;
-            log_app(LOG_INFO, "signal %d: draining (%d requests in flight, %llu records un-acked)", (int)got_signal,
-                    in.inflight, (unsigned long long)in.pipe.records);
+            log_app(LOG_INFO, "signal %d: draining (%d requests in flight, %d streams, %llu records un-acked)",
+                    (int)got_signal, in.inflight, in.ws_count, (unsigned long long)in.pipe.records);
+            ws_stream_drain(&in);
         }
         if (in.draining) {
             if (pipeline_close_open(&in.pipe, lws_now_usecs()))
                 shipper_link_pump(&in.link);
-            int done = in.inflight == 0 && pipeline_empty(&in.pipe);
+            int done = in.inflight == 0 && in.ws_count == 0 && pipeline_empty(&in.pipe);
             if (done || lws_now_usecs() >= in.drain_deadline_us) {
                 if (!done) {
                     log_app(LOG_WARN, "drain timeout: %d requests unanswered, %llu records un-acked", in.inflight,
@@ -221,6 +242,7 @@ int main(int argc, char **argv)
     lws_context_destroy(in.ctx);
     shipper_link_free(&in.link);
     pipeline_free(&in.pipe);
+    sessions_free(&in.sessions);
     pipeline_batch_free(&in.batch);
     envelope_result_free(&in.result);
     envelope_free(&in.env);

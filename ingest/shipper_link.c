@@ -17,6 +17,23 @@
 
 static void link_schedule_reconnect(struct shipper_link *l);
 
+static void kick_cb(lws_sorted_usec_list_t *sul)
+{
+    struct shipper_link *l = lws_container_of(sul, struct shipper_link, kick_sul);
+    if (l->wsi)
+        lws_callback_on_writable(l->wsi);
+}
+
+/* lws 4.1 forgets a writable request made inside a raw file's own WRITEABLE callback:
+ * from there, ask again on the next loop pass. */
+static void link_want_write(struct shipper_link *l)
+{
+    if (l->in_writeable)
+        lws_sul_schedule(l->ctx, 0, &l->kick_sul, kick_cb, 1);
+    else
+        lws_callback_on_writable(l->wsi);
+}
+
 void shipper_link_init(struct shipper_link *l, struct lws_context *ctx, struct lws_vhost *vh,
                        const char *path, struct pipeline *pipe)
 {
@@ -118,7 +135,7 @@ void shipper_link_pump(struct shipper_link *l)
         f = f->next;
     }
     if (copied || l->out.len > l->out_off)
-        lws_callback_on_writable(l->wsi);
+        link_want_write(l);
 }
 
 void shipper_link_send_stats(struct shipper_link *l, int64_t ts_ms, const char *text, size_t len)
@@ -198,7 +215,7 @@ static int link_handle_frame(struct shipper_link *l, const struct proto_frame *f
             return link_bad_frame(l, st);
         if (!(f->flags & PROTO_PING_REPLY)) {
             proto_put_ping(&l->out, nonce, 1);
-            lws_callback_on_writable(l->wsi);
+            link_want_write(l);
         }
         return 0;
     }
@@ -250,7 +267,7 @@ static int link_write(struct shipper_link *l)
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && errno == EAGAIN) {
-            lws_callback_on_writable(l->wsi);
+            link_want_write(l);
             return 0;
         }
         if (n < 0)
@@ -275,8 +292,14 @@ static int link_callback(struct lws *wsi, enum lws_callback_reasons reason, void
     switch (reason) {
     case LWS_CALLBACK_RAW_RX_FILE:
         return l ? link_read(l) : -1;
-    case LWS_CALLBACK_RAW_WRITEABLE_FILE:
-        return l ? link_write(l) : -1;
+    case LWS_CALLBACK_RAW_WRITEABLE_FILE: {
+        if (!l)
+            return -1;
+        l->in_writeable = 1;
+        int r = link_write(l);
+        l->in_writeable = 0;
+        return r;
+    }
     case LWS_CALLBACK_RAW_CLOSE_FILE:
         if (!l || l->wsi != wsi)
             return 0;
@@ -303,6 +326,7 @@ const struct lws_protocols shipper_link_protocol = {"tlm-shipper-link", link_cal
 void shipper_link_free(struct shipper_link *l)
 {
     lws_sul_cancel(&l->reconnect_sul);
+    lws_sul_cancel(&l->kick_sul);
     buf_free(&l->in);
     buf_free(&l->out);
 }

@@ -24,7 +24,8 @@ struct shipper_link {
     uint64_t max_sent_seq;   /* highest ever sent: lower ones sent again are re-sends */
     int backoff_ms;
     int closing;             /* BYE sent: close once out is drained */
-    lws_sorted_usec_list_t reconnect_sul;
+    lws_sorted_usec_list_t reconnect_sul, kick_sul;
+    int in_writeable;
     /* called after an ACK moved the pipeline (requests may be answered) */
     void (*on_ack)(void *ctx, uint64_t acked_seq);
     void (*on_ack_latency)(void *ctx, double seconds);

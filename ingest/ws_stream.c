@@ -1,0 +1,504 @@
+/* ws_stream.c - the /api/v1/stream protocol callback. One ws_session per connection; every
+ * incoming message gets one answer, sent in arrival order (acks wait for the logshipper). */
+#include "ws_stream.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "../common/jsonl.h"
+#include "../common/log.h"
+#include "cors.h"
+#include "http_api.h"
+#include "ingest.h"
+
+#define WS_CLOSE_TRY_AGAIN_LATER ((enum lws_close_status)1013) /* RFC 6455 registry; lws 4.1 has no name */
+
+struct ws_answer {
+    struct pipeline_waiter pw;
+    struct ws_session *owner;
+    int ready;                 /* may be sent */
+    struct buf text;           /* LWS_PRE bytes, then the JSON */
+    struct ws_answer *next;
+};
+
+struct ws_session {
+    struct lws *wsi;
+    struct ingest *in;
+    struct ws_session *prev, *next; /* in->ws_sessions */
+    char origin[256];
+    char *handshake_token;          /* from Authorization / cookie, wiped once used */
+    int authed, auth_pending, counted;
+    struct auth_waiter aw;
+    struct auth_identity id;
+    const char *tenant;
+    struct buf msg;                 /* the message being assembled */
+    int msg_too_big;
+    int held;                       /* msg is a whole batch waiting for pipeline room */
+    struct ws_answer *head, *tail;
+    int waiting;                    /* answers waiting for an ack */
+    int rx_paused;
+    int64_t last_batch_us, last_auth_us;
+    int close_code;
+    const char *close_reason;
+    lws_sorted_usec_list_t auth_sul, stall_sul;
+};
+
+/* ---- answers ---- */
+
+static struct ws_answer *answer_new(struct ws_session *s)
+{
+    struct ws_answer *a = calloc(1, sizeof(*a));
+    if (!a)
+        return NULL;
+    a->owner = s;
+    buf_init(&a->text);
+    buf_reserve(&a->text, LWS_PRE + 128);
+    if (a->text.p) {
+        memset(a->text.p, 0, LWS_PRE);
+        a->text.len = LWS_PRE;
+    }
+    if (s->tail)
+        s->tail->next = a;
+    else
+        s->head = a;
+    s->tail = a;
+    return a;
+}
+
+static void answer_free(struct ingest *in, struct ws_answer *a)
+{
+    pipeline_unwait(&in->pipe, &a->pw);
+    buf_free(&a->text);
+    free(a);
+}
+
+static void ws_close(struct ws_session *s, int code, const char *reason)
+{
+    if (s->close_code)
+        return;
+    s->close_code = code;
+    s->close_reason = reason;
+    log_api(LOG_INFO, "websocket close %d: %s", code, reason);
+    lws_callback_on_writable(s->wsi);
+}
+
+static void send_error(struct ws_session *s, int has_seq, int64_t seq, const char *code, const char *message)
+{
+    struct ws_answer *a = answer_new(s);
+    if (!a) {
+        ws_close(s, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "out of memory");
+        return;
+    }
+    struct buf *b = &a->text;
+    buf_puts(b, "{\"type\":\"error\",\"seq\":");
+    if (has_seq)
+        buf_printf(b, "%lld", (long long)seq);
+    else
+        buf_puts(b, "null");
+    buf_puts(b, ",\"code\":\"");
+    buf_puts(b, code);
+    buf_puts(b, "\",\"message\":");
+    jsonl_put_string(b, message, strlen(message));
+    buf_putc(b, '}');
+    a->ready = 1;
+    lws_callback_on_writable(s->wsi);
+}
+
+/* ---- flow control ---- */
+
+static void stall_cb(lws_sorted_usec_list_t *sul)
+{
+    struct ws_session *s = lws_container_of(sul, struct ws_session, stall_sul);
+    if (s->rx_paused && !s->in->draining)
+        ws_close(s, WS_CLOSE_TRY_AGAIN_LATER, "pipeline full");
+}
+
+static void update_flow(struct ws_session *s)
+{
+    int pause = s->held || s->auth_pending || s->waiting >= s->in->cfg.ws_window || s->in->draining || s->close_code;
+    if (pause == s->rx_paused)
+        return;
+    s->rx_paused = pause;
+    lws_rx_flow_control(s->wsi, !pause);
+    if (pause && !s->auth_pending && !s->in->draining)
+        lws_sul_schedule(s->in->ctx, 0, &s->stall_sul, stall_cb, (lws_usec_t)s->in->cfg.ws_stall_timeout_s * 1000000);
+    else
+        lws_sul_cancel(&s->stall_sul);
+}
+
+/* ---- batches ---- */
+
+static void on_acked(struct pipeline_waiter *w)
+{
+    struct ws_answer *a = lws_container_of(w, struct ws_answer, pw);
+    a->ready = 1;
+    a->owner->waiting--;
+    lws_callback_on_writable(a->owner->wsi);
+}
+
+/* Tries to admit the held message. 1 when it was handled (answered or waiting), 0 if still full. */
+static int process_batch(struct ws_session *s)
+{
+    struct ingest *in = s->in;
+    struct envelope_identity id = {s->id.user, s->id.ccid, s->tenant};
+    struct envelope_result *res = &in->result;
+    envelope_result_reset(res);
+    pipeline_batch_reset(&in->batch);
+    envelope_process(&in->env, s->msg.p ? s->msg.p : "", s->msg.len, &id, ingest_wall_ms(), &in->batch, res);
+    if (res->status) {
+        ingest_count_result(in, res);
+        send_error(s, res->has_seq, res->seq, res->code, res->message);
+        return 1;
+    }
+    if (!res->has_seq) {
+        send_error(s, 0, 0, "missing_seq", "every batch needs an integer seq");
+        return 1;
+    }
+    long long retry_ms;
+    if (!s->held && sessions_throttle(&s->last_batch_us, lws_now_usecs(), in->cfg.record_min_interval_ms, &retry_ms)) {
+        in->sessions.throttled++;
+        send_error(s, 1, res->seq, "throttled", "batches come faster than TELEMETRY_RECORD_MIN_INTERVAL");
+        return 1;
+    }
+    uint64_t wait_seq;
+    if (ingest_admit(in, &wait_seq))
+        return 0;
+    ingest_count_result(in, res);
+    struct ws_answer *a = answer_new(s);
+    if (!a) {
+        ws_close(s, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "out of memory");
+        return 1;
+    }
+    char prefix[64];
+    snprintf(prefix, sizeof(prefix), "\"type\":\"ack\",\"seq\":%lld,", (long long)res->seq);
+    envelope_render_result(res, prefix, &a->text);
+    if (wait_seq) {
+        a->pw.on_acked = on_acked;
+        s->waiting++;
+        pipeline_wait(&in->pipe, &a->pw, wait_seq);
+        ingest_schedule_flush(in);
+    } else {
+        a->ready = 1;
+        lws_callback_on_writable(s->wsi);
+    }
+    return 1;
+}
+
+static void handle_batch(struct ws_session *s)
+{
+    if (process_batch(s)) {
+        s->held = 0;
+        buf_reset(&s->msg);
+    } else {
+        if (!s->held)
+            s->in->pipe.rejected_full++;
+        s->held = 1; /* keep it; retried when acks free room */
+    }
+    update_flow(s);
+}
+
+/* ---- authentication ---- */
+
+static void send_auth_ok(struct ws_session *s)
+{
+    struct ws_answer *a = answer_new(s);
+    if (!a)
+        return;
+    buf_puts(&a->text, "{\"type\":\"auth\",\"ok\":true,\"user\":");
+    jsonl_put_string(&a->text, s->id.user, strlen(s->id.user));
+    buf_puts(&a->text, ",\"tenantName\":");
+    jsonl_put_string(&a->text, s->tenant, strlen(s->tenant));
+    buf_printf(&a->text, ",\"window\":%lld,\"maxMessageBytes\":%lld}", s->in->cfg.ws_window, s->in->cfg.ws_max_message_bytes);
+    a->ready = 1;
+    lws_callback_on_writable(s->wsi);
+}
+
+static void on_auth(struct auth_waiter *w, int result, const struct auth_identity *id)
+{
+    struct ws_session *s = lws_container_of(w, struct ws_session, aw);
+    struct ingest *in = s->in;
+    s->auth_pending = 0;
+    if (result == AUTH_INVALID) {
+        ws_close(s, LWS_CLOSE_STATUS_POLICY_VIOLATION, "invalid token");
+        return;
+    }
+    if (result != AUTH_OK) {
+        ws_close(s, WS_CLOSE_TRY_AGAIN_LATER, "auth service unavailable");
+        return;
+    }
+    if (s->authed && strcmp(s->id.ccid, id->ccid)) {
+        ws_close(s, LWS_CLOSE_STATUS_POLICY_VIOLATION, "token of another tenant");
+        return;
+    }
+    const char *tenant = config_tenant_name(&in->cfg, id->ccid);
+    if (!tenant) {
+        ws_close(s, LWS_CLOSE_STATUS_POLICY_VIOLATION, "unknown tenant");
+        return;
+    }
+    if (s->origin[0] && !cors_allowed_for(&in->cfg, s->origin, id->ccid)) {
+        ws_close(s, LWS_CLOSE_STATUS_POLICY_VIOLATION, "origin not allowed for tenant");
+        return;
+    }
+    if (!s->counted) {
+        if (sessions_ws_open(&in->sessions, lws_now_usecs()) != SESS_OK) {
+            ws_close(s, WS_CLOSE_TRY_AGAIN_LATER, "too many sessions");
+            return;
+        }
+        s->counted = 1;
+    }
+    s->id = *id;
+    s->tenant = tenant;
+    s->authed = 1;
+    lws_sul_cancel(&s->auth_sul);
+    send_auth_ok(s);
+    update_flow(s);
+}
+
+static void start_auth(struct ws_session *s, const char *token, size_t len)
+{
+    s->auth_pending = 1;
+    s->last_auth_us = lws_now_usecs();
+    s->aw.done = on_auth;
+    struct auth_identity id;
+    int r = auth_lookup(s->in->auth, token, len, &s->aw, &id);
+    if (r != AUTH_PENDING)
+        on_auth(&s->aw, r, &id);
+    else
+        update_flow(s);
+}
+
+static void auth_timeout_cb(lws_sorted_usec_list_t *sul)
+{
+    struct ws_session *s = lws_container_of(sul, struct ws_session, auth_sul);
+    if (!s->authed)
+        ws_close(s, LWS_CLOSE_STATUS_POLICY_VIOLATION, "authentication timeout");
+}
+
+/* {"type":"auth","token":"..."}: 1 and the token when the message is an auth message. */
+static int parse_auth(const char *msg, size_t len, json_t **root, const char **token, size_t *tlen)
+{
+    /* cheap test first: batches are far more common than auth messages */
+    if (!memmem(msg, len, "\"auth\"", 6))
+        return 0;
+    *root = json_loadb(msg, len, 0, NULL);
+    json_t *type = json_object_get(*root, "type");
+    if (!json_is_string(type) || strcmp(json_string_value(type), "auth")) {
+        json_decref(*root);
+        *root = NULL;
+        return 0;
+    }
+    json_t *t = json_object_get(*root, "token");
+    *token = json_string_value(t);
+    *tlen = json_string_length(t);
+    return 1;
+}
+
+static void on_message(struct ws_session *s)
+{
+    json_t *root = NULL;
+    const char *token = NULL;
+    size_t tlen = 0;
+    if (parse_auth(s->msg.p, s->msg.len, &root, &token, &tlen)) {
+        long long retry_ms;
+        if (!token) {
+            if (s->authed)
+                send_error(s, 0, 0, "invalid_envelope", "an auth message needs a token");
+            else
+                ws_close(s, LWS_CLOSE_STATUS_POLICY_VIOLATION, "auth message without token");
+        } else if (s->authed && sessions_throttle(&s->last_auth_us, lws_now_usecs(), s->in->cfg.auth_min_interval_ms, &retry_ms)) {
+            s->in->sessions.throttled++;
+            send_error(s, 0, 0, "throttled", "authentications come faster than TELEMETRY_AUTH_MIN_INTERVAL");
+        } else {
+            start_auth(s, token, tlen);
+        }
+        json_decref(root);
+        buf_reset(&s->msg);
+        return;
+    }
+    if (!s->authed) {
+        ws_close(s, LWS_CLOSE_STATUS_POLICY_VIOLATION, "authenticate first");
+        return;
+    }
+    handle_batch(s);
+}
+
+static int on_receive(struct ws_session *s, const char *data, size_t len)
+{
+    struct ingest *in = s->in;
+    if (s->close_code)
+        return 0;
+    if (lws_frame_is_binary(s->wsi)) {
+        ws_close(s, LWS_CLOSE_STATUS_UNACCEPTABLE_OPCODE, "binary messages are not accepted");
+        return 0;
+    }
+    if (lws_is_first_fragment(s->wsi))
+        buf_reset(&s->msg);
+    if ((long long)(s->msg.len + len) > in->cfg.ws_max_message_bytes) {
+        ws_close(s, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, "message larger than TELEMETRY_WS_MAX_MESSAGE_BYTES");
+        return 0;
+    }
+    buf_append(&s->msg, data, len);
+    in->n.bytes_received += len;
+    if (s->msg.oom) {
+        ws_close(s, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "out of memory");
+        return 0;
+    }
+    if (lws_is_final_fragment(s->wsi) && !lws_remaining_packet_payload(s->wsi))
+        on_message(s);
+    return 0;
+}
+
+/* ---- writing ---- */
+
+static int on_writeable(struct ws_session *s)
+{
+    struct ws_answer *a = s->head;
+    if (a && a->ready) {
+        s->head = a->next;
+        if (!s->head)
+            s->tail = NULL;
+        int n = lws_write(s->wsi, (uint8_t *)a->text.p + LWS_PRE, a->text.len - LWS_PRE, LWS_WRITE_TEXT);
+        answer_free(s->in, a);
+        if (n < 0)
+            return -1;
+        if (s->head && s->head->ready)
+            lws_callback_on_writable(s->wsi);
+        update_flow(s);
+        return 0;
+    }
+    if (s->close_code) {
+        lws_close_reason(s->wsi, (enum lws_close_status)s->close_code, (uint8_t *)s->close_reason,
+                         strlen(s->close_reason));
+        return -1;
+    }
+    if (s->in->draining && !s->head) {
+        lws_close_reason(s->wsi, LWS_CLOSE_STATUS_GOINGAWAY, (uint8_t *)"server shutting down", 20);
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- lifecycle ---- */
+
+static void copy_handshake(struct ws_session *s)
+{
+    char tmp[8300];
+    s->origin[0] = '\0';
+    int n = lws_hdr_total_length(s->wsi, WSI_TOKEN_ORIGIN);
+    if (n > 0 && n < (int)sizeof(s->origin))
+        lws_hdr_copy(s->wsi, s->origin, sizeof(s->origin), WSI_TOKEN_ORIGIN);
+    else if (n > 0)
+        snprintf(s->origin, sizeof(s->origin), "invalid:");
+    n = lws_hdr_total_length(s->wsi, WSI_TOKEN_HTTP_AUTHORIZATION);
+    if (n > 7 && n < (int)sizeof(tmp) && lws_hdr_copy(s->wsi, tmp, sizeof(tmp), WSI_TOKEN_HTTP_AUTHORIZATION) > 0 &&
+        !strncasecmp(tmp, "Bearer ", 7)) {
+        s->handshake_token = strdup(tmp + 7);
+    } else if (lws_hdr_total_length(s->wsi, WSI_TOKEN_HTTP_COOKIE) > 0) {
+        size_t max = sizeof(tmp);
+        if (lws_http_cookie_get(s->wsi, "tlm_token", tmp, &max) == 0)
+            s->handshake_token = strndup(tmp, max);
+    }
+    explicit_bzero(tmp, sizeof(tmp));
+}
+
+static void session_end(struct ws_session *s)
+{
+    struct ingest *in = s->in;
+    if (!in)
+        return;
+    if (s->aw.entry)
+        auth_cancel(in->auth, &s->aw);
+    lws_sul_cancel(&s->auth_sul);
+    lws_sul_cancel(&s->stall_sul);
+    while (s->head) {
+        struct ws_answer *a = s->head;
+        s->head = a->next;
+        answer_free(in, a);
+    }
+    s->tail = NULL;
+    if (s->counted)
+        sessions_ws_close(&in->sessions);
+    if (s->handshake_token) {
+        explicit_bzero(s->handshake_token, strlen(s->handshake_token));
+        free(s->handshake_token);
+    }
+    buf_free(&s->msg);
+    if (s->prev)
+        s->prev->next = s->next;
+    else if (in->ws_sessions == s)
+        in->ws_sessions = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    in->ws_count--;
+    s->in = NULL;
+}
+
+static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
+{
+    struct ws_session *s = user;
+    switch (reason) {
+    case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE: /* lws asks the protocol the upgrade goes to */
+        return http_api_confirm_upgrade(wsi);
+    case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+        memset(s, 0, sizeof(*s));
+        s->wsi = wsi;
+        copy_handshake(s);
+        return 0;
+    case LWS_CALLBACK_ESTABLISHED: {
+        struct ingest *ing = lws_get_vhost_user(lws_get_vhost(wsi));
+        s->wsi = wsi;
+        s->in = ing;
+        s->next = ing->ws_sessions;
+        if (s->next)
+            s->next->prev = s;
+        ing->ws_sessions = s;
+        ing->ws_count++;
+        buf_init(&s->msg);
+        if (s->handshake_token) {
+            char *t = s->handshake_token;
+            s->handshake_token = NULL;
+            start_auth(s, t, strlen(t));
+            explicit_bzero(t, strlen(t));
+            free(t);
+        }
+        if (!s->authed && !s->close_code)
+            lws_sul_schedule(ing->ctx, 0, &s->auth_sul, auth_timeout_cb, (lws_usec_t)ing->cfg.ws_auth_timeout_s * 1000000);
+        return 0;
+    }
+    case LWS_CALLBACK_RECEIVE:
+        return s->in ? on_receive(s, in, len) : -1;
+    case LWS_CALLBACK_SERVER_WRITEABLE:
+        return s->in ? on_writeable(s) : -1;
+    case LWS_CALLBACK_CLOSED:
+        session_end(s);
+        return 0;
+    default:
+        return 0;
+    }
+}
+
+void ws_stream_on_ack(struct ingest *in)
+{
+    for (struct ws_session *s = in->ws_sessions; s; s = s->next) {
+        if (s->held)
+            handle_batch(s);
+        else if (s->rx_paused)
+            update_flow(s);
+    }
+}
+
+void ws_stream_drain(struct ingest *in)
+{
+    for (struct ws_session *s = in->ws_sessions; s; s = s->next) {
+        update_flow(s);
+        lws_callback_on_writable(s->wsi);
+    }
+}
+
+static const struct lws_protocol_vhost_options ws_default_opt = {NULL, NULL, "default", "1"};
+const struct lws_protocol_vhost_options ws_stream_pvo = {NULL, &ws_default_opt, "tlm-stream", ""};
+
+/* rx_buffer_size 1024: idle connections stay small; large messages arrive in fragments. */
+const struct lws_protocols ws_stream_protocol = {"tlm-stream", ws_callback, sizeof(struct ws_session), 1024, 0, NULL, 0};
