@@ -120,6 +120,12 @@ void ingest_render_stats(struct ingest *in, struct buf *o)
     counter(o, "tlm_pipeline_frames_total", "Frames closed and sent to the logshipper.", (double)in->pipe.frames_closed);
     counter(o, "tlm_pipeline_records_acked_total", "Records the logshipper confirmed written.", (double)in->pipe.records_acked);
     counter(o, "tlm_link_frames_resent_total", "Frames sent again after a reconnect.", (double)in->link.frames_resent);
+    gauge(o, "tlm_ws_sessions", "Open WebSocket connections.", (double)in->ws_count);
+    gauge(o, "tlm_sessions_active", "Authenticated sessions counted against TELEMETRY_MAX_SESSION.",
+          (double)sessions_active(&in->sessions, lws_now_usecs()));
+    prom_put_header(o, "tlm_sessions_refused_total", "Batches or connections refused by a session bound, by reason.", PROM_COUNTER);
+    labelled(o, "tlm_sessions_refused_total", "reason", "too_many_sessions", (double)in->sessions.refused_too_many);
+    labelled(o, "tlm_sessions_refused_total", "reason", "throttled", (double)in->sessions.throttled);
     counter(o, "tlm_link_reconnects_total", "Connections made to the logshipper.", (double)in->link.connects);
 
     prom_put_header(o, "tlm_ack_latency_seconds", "Time from a frame leaving the ingest to its ack.", PROM_HISTOGRAM);
