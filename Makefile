@@ -30,7 +30,7 @@ LIB_INGEST  := $(BUILD)/libtlmingest.a
 LIB_SHIPPER := $(BUILD)/libtlmshipper.a
 UNIT_BINS   := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 
-.PHONY: all deps run test unit e2e asan fuzz fuzz-corpus bench images clean config-table
+.PHONY: all deps run test unit e2e asan fuzz fuzz-build bench images clean config-table
 all: $(BUILD)/tlm-ingest $(BUILD)/tlm-logshipper
 
 $(BUILD)/obj/%.o: %.c
@@ -74,17 +74,27 @@ asan:
 	@$(MAKE) --no-print-directory BUILD=build/asan CC=clang OPT="-O1 -g -fno-omit-frame-pointer" \
 	    SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined" all unit
 
-# libFuzzer targets (clang): `make fuzz` runs each for FUZZ_SECONDS on a scratch copy of its corpus.
+# libFuzzer targets (clang): each <folder>/fuzz_X.c has its corpus in <folder>/fuzz_corpus_X/.
+# `make fuzz` runs each for FUZZ_SECONDS; tests/fuzz-smoke.sh (in `make test`) replays the
+# corpora and runs each briefly. New inputs go to build/fuzz/out-X, never into the corpus.
 FUZZ_SECONDS ?= 60
-FUZZ_FLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -D_GNU_SOURCE $(PKG_CFLAGS)
-FUZZ_TARGETS := $(patsubst %.c,build/fuzz/%,$(notdir $(wildcard */fuzz_*.c)))
-build/fuzz/fuzz_proto: proto/fuzz_proto.c proto/tlm_proto.c common/buf.c
+FUZZ_SAN    := -fsanitize=address,undefined -fno-sanitize-recover=undefined
+FUZZ_CFLAGS := -std=gnu11 -g -O1 -D_GNU_SOURCE -pthread $(FUZZ_SAN) $(PKG_CFLAGS)
+FUZZ_SRCS   := $(wildcard */fuzz_*.c)
+FUZZ_TARGETS := $(patsubst %.c,build/fuzz/%,$(notdir $(FUZZ_SRCS)))
+FUZZ_LIB_OBJ := $(patsubst %.c,build/fuzz/obj/%.o,$(COMMON_SRC) $(INGEST_SRC) $(SHIPPER_SRC))
+build/fuzz/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	clang $(FUZZ_FLAGS) -Icommon $^ -o $@
-fuzz: $(FUZZ_TARGETS)
-	@for t in $(FUZZ_TARGETS); do n=$${t##*/}; d=$$(ls -d */fuzz_corpus* | grep -m1 "$${n#fuzz_}" || echo proto/fuzz_corpus); \
-	  mkdir -p build/fuzz/out-$$n; echo "== $$n ($(FUZZ_SECONDS)s)"; \
-	  $$t -max_total_time=$(FUZZ_SECONDS) -max_len=70000 build/fuzz/out-$$n $$d || exit 1; done
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+build/fuzz/libtlm.a: $(FUZZ_LIB_OBJ)
+	@rm -f $@; ar rcs $@ $^
+build/fuzz/fuzz_%: build/fuzz/libtlm.a
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer $(filter %/fuzz_$*.c,$(FUZZ_SRCS)) build/fuzz/libtlm.a -o $@ $(PKG_LIBS) -lm
+fuzz-build: $(FUZZ_TARGETS)
+fuzz: fuzz-build
+	@for src in $(FUZZ_SRCS); do n=$$(basename $$src .c); c=$$(dirname $$src)/fuzz_corpus_$${n#fuzz_}; \
+	  mkdir -p build/fuzz/out-$$n; echo "== $$n ($(FUZZ_SECONDS) s, corpus $$c)"; \
+	  build/fuzz/$$n -max_total_time=$(FUZZ_SECONDS) -max_len=70000 build/fuzz/out-$$n $$c || exit 1; done
 
 config-table: $(BUILD)/tlm-ingest
 	@$(BUILD)/tlm-ingest --print-config
