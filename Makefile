@@ -64,6 +64,10 @@ run:
 
 unit: $(UNIT_BINS)
 
+# One suite of tests/run-all.sh, e.g. `make e2e` (the end-to-end suites with real processes).
+e2e: all
+	@TLM_TEST_ONLY='^e2e$$' tests/run-all.sh
+
 test:
 	@scripts/deps.sh build test
 	@$(MAKE) --no-print-directory all unit

@@ -1,0 +1,114 @@
+"""Authentication (SPEC 1, 2, 3, 6; DESIGN "Error answers"): GAuth userinfo, tenants,
+the token cache, GAuth outages (503 auth_unavailable + Retry-After, cached tokens keep
+working) and no token in any log."""
+import time
+
+import pytest
+
+import tlm_harness as H
+from tlm_harness import ACME_CC, assert_error, uniq
+
+
+def batch(marker):
+    return {"appName": "wwe_ui", "traces": [{"msg": marker}]}
+
+
+def test_missing_token_401(tlm):
+    m = uniq("notoken")
+    assert_error(tlm.post(batch(m), token=None), 401, "missing_token")
+    assert tlm.stdout_lines(m) == []
+
+
+def test_invalid_token_401(tlm):
+    m = uniq("badtoken")
+    assert_error(tlm.post(batch(m), token=uniq("bogus-token")), 401, "invalid_token")
+    assert tlm.stdout_lines(m) == []
+
+
+def test_token_of_unknown_contact_center_403(tlm):
+    m = uniq("unknowncc")
+    assert_error(tlm.post(batch(m), token="unknown-cc-token"), 403, "unknown_tenant")
+    assert tlm.stdout_lines(m) == []
+
+
+def test_other_tenant_gets_its_own_identity(tlm):
+    m = uniq("acme")
+    r = tlm.post(batch(m), token="other-tenant-token")
+    assert r.status_code == 202, r.text
+    (line,) = tlm.stdout_lines(m)
+    assert (line["tenantName"], line["contactCenterId"], line["user"]) == ("acme", ACME_CC, "acme-agent1"), line
+
+
+def test_second_user_of_a_tenant(tlm):
+    m = uniq("agent2")
+    assert tlm.post(batch(m), token="dev-token-2").status_code == 202
+    (line,) = tlm.stdout_lines(m)
+    assert line["user"] == "agent2" and line["tenantName"] == "pulse", line
+
+
+def test_tokens_are_cached(tlm, gauth):
+    gauth.reset()
+    for i in range(3):
+        assert tlm.post(batch(uniq("cache")), token="dev-token-3").status_code == 202
+    assert gauth.calls_for("dev-token-3") <= 1, "a valid token must be cached: %s" % gauth.stats()
+    bogus = uniq("bogus-token")
+    for i in range(3):
+        assert_error(tlm.post(batch(uniq("negcache")), token=bogus), 401, "invalid_token")
+    assert gauth.calls_for(bogus) <= 1, "a refused token must be remembered for a while: %s" % gauth.stats()
+
+
+# ---------------------------------------------------------------------------------------
+# GAuth outages: a service of its own with a short auth timeout (local); external targets
+# use their GAuth double's control API and their own timeout.
+
+@pytest.fixture(scope="module")
+def outage_svc(module_factory, tlm):
+    t = module_factory(env={"TELEMETRY_AUTH_TIMEOUT_MS": "500"}, name="auth-outage")
+    t = t if t is not None else tlm
+    yield t
+    t.gauth.set_mode("ok")
+
+
+@pytest.mark.parametrize("mode", ["down", "fail", "stall"])
+@pytest.mark.timeout(40)
+def test_gauth_outage_503_and_cached_token_still_works(outage_svc, mode):
+    t = outage_svc
+    timeout_ms = t.cfg_int("TELEMETRY_AUTH_TIMEOUT_MS")
+    t.gauth.set_mode("ok")
+    warm = uniq("warm")
+    assert t.post(batch(warm), token="dev-token").status_code == 202, "token caching before the outage"
+    fresh = uniq("never-seen-token")
+    try:
+        t.gauth.set_mode(mode, stall_ms=timeout_ms + 2000)
+        m = uniq("outage-" + mode)
+        t0 = time.monotonic()
+        r = t.post(batch(m), token=fresh, timeout=timeout_ms / 1000 + 10)
+        took = time.monotonic() - t0
+        assert_error(r, 503, "auth_unavailable")
+        ra = r.headers.get("Retry-After", "")
+        assert ra.strip().isdigit(), "503 needs Retry-After (seconds), got %r" % ra
+        assert took < timeout_ms / 1000 + 3, "answered after %.1fs with TELEMETRY_AUTH_TIMEOUT_MS=%d" % (took, timeout_ms)
+        assert t.stdout_lines(m) == []
+
+        cached = uniq("cached-" + mode)
+        r = t.post(batch(cached), token="dev-token", timeout=timeout_ms / 1000 + 10)
+        assert r.status_code == 202, "a cached token must work during a GAuth outage: %d %s" % (r.status_code, r.text)
+        assert len(t.stdout_lines(cached)) == 1
+    finally:
+        t.gauth.set_mode("ok")
+    # an outage is not a verdict: once GAuth is back the same token is asked again
+    assert_error(t.post(batch(uniq("after")), token=fresh), 401, "invalid_token")
+
+
+def test_no_token_or_secret_in_any_log(tlm, outage_svc):
+    """Runs after the tests above (file order): valid, invalid, unknown-tenant and outage
+    paths have all been logged by then."""
+    secrets = set(tlm.tokens_used) | set(outage_svc.tokens_used) | {H.CLIENT_SECRET}
+    secrets |= set(H.USERS)
+    assert "dev-token" in secrets and len(secrets) > 5
+    for target in {id(tlm): tlm, id(outage_svc): outage_svc}.values():
+        logs = target.daemon_logs() + "\n" + target.gauth_logs()
+        assert logs.strip() or not target.local, "no logs at all from %s?" % target.name
+        leaked = sorted(s for s in secrets if s in logs)
+        bad = [ln for ln in logs.splitlines() if any(s in ln for s in leaked)][:5]
+        assert not leaked, "tokens/secrets in the logs of %s: %s\n%s" % (target.name, leaked, "\n".join(bad))
