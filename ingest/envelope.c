@@ -449,6 +449,11 @@ void envelope_process(struct envelope *e, const char *body, size_t len, const st
         fail(res, 400, "invalid_envelope", "the body must be a JSON object%s", "");
         goto done;
     }
+    json_t *seq = json_object_get(root, "seq"); /* first: every answer of a stream names its batch */
+    if (seq && json_is_integer(seq)) {
+        res->has_seq = 1;
+        res->seq = (int64_t)json_integer_value(seq);
+    }
     app = json_object_get(root, "appName");
     if (!json_is_string(app) || json_string_length(app) == 0 || json_string_length(app) > 255) {
         fail(res, 400, "invalid_envelope", "appName is required and must be a string of 1 to 255 bytes%s", "");
@@ -473,11 +478,6 @@ void envelope_process(struct envelope *e, const char *body, size_t len, const st
     }
     if (!json_is_object(env_props))
         env_props = NULL;
-    json_t *seq = json_object_get(root, "seq");
-    if (seq && json_is_integer(seq)) {
-        res->has_seq = 1;
-        res->seq = (int64_t)json_integer_value(seq);
-    }
     size_t total = 0;
     for (int k = 0; k < ENV_NKINDS; k++) {
         arrays[k] = json_object_get(root, envelope_kind_names[k]);

@@ -12,7 +12,7 @@
 #include "gzip_body.h"
 #include "ingest.h"
 
-enum route { ROUTE_NONE, ROUTE_TELEMETRY, ROUTE_LIVE, ROUTE_READY };
+enum route { ROUTE_NONE, ROUTE_TELEMETRY, ROUTE_STREAM, ROUTE_LIVE, ROUTE_READY };
 
 struct http_session {
     struct lws *wsi;
@@ -114,8 +114,8 @@ static int add_cors_headers(struct http_session *s, uint8_t **p, uint8_t *end)
     if (add_header(s->wsi, "access-control-allow-origin:", s->origin, p, end) ||
         add_header(s->wsi, "access-control-allow-credentials:", "true", p, end))
         return -1;
-    if (s->status == 204 && s->route == ROUTE_TELEMETRY)
-        return add_header(s->wsi, "access-control-allow-methods:", "POST, OPTIONS", p, end) ||
+    if (s->status == 204 && (s->route == ROUTE_TELEMETRY || s->route == ROUTE_STREAM))
+        return add_header(s->wsi, "access-control-allow-methods:", s->route == ROUTE_STREAM ? "GET, OPTIONS" : "POST, OPTIONS", p, end) ||
                add_header(s->wsi, "access-control-allow-headers:", "Authorization, Content-Type, Content-Encoding", p, end) ||
                add_header(s->wsi, "access-control-max-age:", "600", p, end);
     return add_header(s->wsi, "access-control-expose-headers:", "Retry-After", p, end);
@@ -410,6 +410,21 @@ static int on_http(struct http_session *s, const char *uri)
             return 0;
         }
         respond_error(s, 405, "method_not_allowed", "use POST");
+        return 0;
+    }
+    if (!strcmp(uri, "/api/v1/stream")) { /* the WebSocket upgrade never reaches here */
+        s->allow = "GET, OPTIONS";
+        if (method == LWSHUMETH_OPTIONS) {
+            s->route = ROUTE_STREAM;
+            if (s->origin[0] && !s->cors_ok) {
+                respond_error(s, 403, "origin_not_allowed", "this origin is not allowed for any tenant");
+                return 0;
+            }
+            respond(s, 204, "", 0);
+            return 0;
+        }
+        respond_error(s, method == LWSHUMETH_GET ? 426 : 405, method == LWSHUMETH_GET ? "upgrade_required" : "method_not_allowed",
+                      "this path serves WebSocket streams only");
         return 0;
     }
     respond_error(s, 404, "not_found", "no such path");

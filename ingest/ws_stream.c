@@ -112,7 +112,7 @@ static void stall_cb(lws_sorted_usec_list_t *sul)
 {
     struct ws_session *s = lws_container_of(sul, struct ws_session, stall_sul);
     if (s->rx_paused && !s->in->draining)
-        ws_close(s, WS_CLOSE_TRY_AGAIN_LATER, "pipeline full");
+        ws_close(s, WS_CLOSE_TRY_AGAIN_LATER, s->held ? "pipeline full" : "acks stalled");
 }
 
 static void update_flow(struct ws_session *s)
@@ -363,7 +363,8 @@ static int on_writeable(struct ws_session *s)
         answer_free(s->in, a);
         if (n < 0)
             return -1;
-        if (s->head && s->head->ready)
+        /* more to send, or a close (requested or for draining) waiting behind this answer */
+        if ((s->head && s->head->ready) || (!s->head && (s->close_code || s->in->draining)))
             lws_callback_on_writable(s->wsi);
         update_flow(s);
         return 0;
