@@ -229,8 +229,10 @@ static void process_batch(struct http_session *s)
     struct envelope_result *res = &in->result;
     envelope_result_reset(res);
     pipeline_batch_reset(&in->batch);
+    json_arena_begin(&in->arena);
     envelope_process(&in->env, s->body.p ? s->body.p : "", s->body.len, &id, ingest_wall_ms(),
                      &in->batch, res);
+    json_arena_end(&in->arena);
     ingest_count_result(in, res);
     if (res->status) {
         respond_error(s, res->status, res->code, res->message);

@@ -10,6 +10,7 @@
 #include "../common/config.h"
 #include "auth.h"
 #include "envelope.h"
+#include "json_arena.h"
 #include "pipeline.h"
 #include "sessions.h"
 #include "shipper_link.h"
@@ -40,6 +41,7 @@ struct ingest {
     struct auth *auth;
     struct sessions sessions;
     struct envelope env;
+    struct json_arena arena;         /* jansson's allocator while a batch is parsed */
     struct pipeline_batch batch;     /* scratch: one request's records before admission */
     struct envelope_result result;   /* scratch */
     struct ingest_counters n;

@@ -129,6 +129,8 @@ int main(int argc, char **argv)
         return 2;
     }
     log_setup("ingest", log_level_parse(in.cfg.app_log_level), log_level_parse(in.cfg.api_log_level));
+    json_arena_install(); /* before the auth thread exists: jansson's allocator is global */
+    json_arena_init(&in.arena, 4 * 1024 * 1024);
     curl_global_init(CURL_GLOBAL_DEFAULT);
     lws_set_log_level(lws_log_level(in.cfg.app_log_level), lws_log_to_json);
 
@@ -246,6 +248,7 @@ int main(int argc, char **argv)
     pipeline_batch_free(&in.batch);
     envelope_result_free(&in.result);
     envelope_free(&in.env);
+    json_arena_free(&in.arena);
     buf_free(&in.stats_text);
     config_free(&in.cfg);
     curl_global_cleanup();

@@ -146,7 +146,9 @@ static int process_batch(struct ws_session *s)
     struct envelope_result *res = &in->result;
     envelope_result_reset(res);
     pipeline_batch_reset(&in->batch);
+    json_arena_begin(&in->arena);
     envelope_process(&in->env, s->msg.p ? s->msg.p : "", s->msg.len, &id, ingest_wall_ms(), &in->batch, res);
+    json_arena_end(&in->arena);
     if (res->status) {
         ingest_count_result(in, res);
         send_error(s, res->has_seq, res->seq, res->code, res->message);
