@@ -154,7 +154,7 @@ def parse_prometheus(text):
     """Prometheus text format -> {(name, frozenset({(label, value), ...})): float}.
     Raises ValueError naming the line when a sample line is malformed."""
     out = {}
-    for lineno, raw in enumerate(text.splitlines(), 1):
+    for lineno, raw in enumerate(text.split("\n"), 1):
         line = raw.strip()
         if not line or line.startswith("#"):
             continue

@@ -46,6 +46,7 @@ struct link {
     int in_writeable;     /* inside its LWS_CALLBACK_RAW_WRITEABLE_FILE */
     lws_sorted_usec_list_t rearm_sul;
     char *stats;          /* the latest STATS text */
+    lws_usec_t stats_at_us; /* when it came */
     size_t stats_len;
     uint64_t stats_serial;
 };
@@ -321,6 +322,7 @@ static int on_stats(struct link *l, const struct proto_frame *f)
     l->stats = p;
     l->stats_len = text.len;
     l->stats_serial = ++l->ls->stats_serial;
+    l->stats_at_us = lws_now_usecs();
     return 0;
 }
 
@@ -702,8 +704,9 @@ const struct link_server_stats *link_server_stats(const struct link_server *ls) 
 const char *link_server_ingest_stats(const struct link_server *ls, size_t *len)
 {
     const struct link *best = NULL;
+    lws_usec_t oldest = lws_now_usecs() - LINK_STATS_FRESH_US;
     for (const struct link *l = ls->links; l; l = l->next)
-        if (l->stats && (!best || l->stats_serial > best->stats_serial))
+        if (l->stats && l->stats_at_us >= oldest && (!best || l->stats_serial > best->stats_serial))
             best = l;
     *len = best ? best->stats_len : 0;
     return best ? best->stats : NULL;

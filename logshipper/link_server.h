@@ -49,6 +49,10 @@ size_t link_server_links(const struct link_server *ls);
 int link_server_busy(const struct link_server *ls);
 const struct link_server_stats *link_server_stats(const struct link_server *ls);
 /* The newest STATS text (Prometheus exposition) of a connected ingest; NULL if none. */
+/* The ingest sends STATS every second; an older text means it is gone or frozen. */
+#define LINK_STATS_FRESH_US (5 * 1000 * 1000)
+
+/* The newest STATS text received within LINK_STATS_FRESH_US, or NULL. */
 const char *link_server_ingest_stats(const struct link_server *ls, size_t *len);
 
 #endif

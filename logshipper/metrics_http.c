@@ -94,6 +94,10 @@ void metrics_http_render(const struct shipper *sh, struct buf *out)
     procstat_read(&ps);
     procstat_render(&local, &ps, "logshipper", 1);
     const char *other = link_server_ingest_stats(sh->links, &olen);
+    /* The link seen from this side: with no fresh STATS the ingest's own view cannot arrive,
+     * so the logshipper says 0 itself (this local series wins the merge over the ingest's). */
+    prom_put_header(&local, "telemetry_dependency_status", "1 when the dependency is up, 0 when down.", PROM_GAUGE);
+    prom_put_sample(&local, "telemetry_dependency_status", "serviceName=\"logshipper\"", other ? 1 : 0);
     metrics_merge(out, local.p, local.len, other, olen);
     buf_free(&local);
 }
