@@ -103,6 +103,10 @@ fuzz: fuzz-build
 config-table: $(BUILD)/tlm-ingest
 	@$(BUILD)/tlm-ingest --print-config
 
+# Container images (podman by default; TLM_IMAGE_TOOL=docker, TLM_IMAGE_PREFIX, TLM_IMAGE_TAG).
+images:
+	@deploy/images/build.sh
+
 clean:
 	rm -rf build
 

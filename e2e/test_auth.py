@@ -19,6 +19,7 @@ def test_missing_token_401(tlm):
     assert tlm.stdout_lines(m) == []
 
 
+@pytest.mark.smoke
 def test_invalid_token_401(tlm):
     m = uniq("badtoken")
     assert_error(tlm.post(batch(m), token=uniq("bogus-token")), 401, "invalid_token")

@@ -21,6 +21,7 @@ def json_ok(resp, what):
 # ---------------------------------------------------------------------------------------
 # health and metrics
 
+@pytest.mark.smoke
 def test_health_all_up(tlm):
     for which in ("ingest", "logshipper"):
         json_ok(tlm.health(which, "live"), "%s /health/live" % which)
@@ -47,6 +48,7 @@ def test_ingest_not_ready_without_logshipper(tlm_fresh):
                  what="ingest ready again after the logshipper restarted")
 
 
+@pytest.mark.smoke
 def test_metrics_count_written_records(tlm):
     before = tlm.metrics()
     assert any(n == "tlm_records_written_total" for n, _ in before), "no tlm_records_written_total in /metrics"
@@ -57,6 +59,7 @@ def test_metrics_count_written_records(tlm):
                  what="tlm_records_written_total to grow by 3")
 
 
+@pytest.mark.smoke
 def test_ingest_counters_reach_metrics(tlm):
     """The ingest's own counters travel as STATS frames and are served on :9107."""
     n0 = tlm.metric_sum("telemetry_events", eventName="http_error_401")

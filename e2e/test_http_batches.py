@@ -46,6 +46,7 @@ def check_common(line, kind, user="agent1", tenant="pulse", cc=PULSE_CC, app="ww
 # ---------------------------------------------------------------------------------------
 # accepted batches and the lines they give
 
+@pytest.mark.smoke
 def test_batch_lines_carry_every_field(tlm):
     m = uniq("fields")
     ev_ts = 1764000000123
@@ -101,6 +102,7 @@ def test_content_type_with_charset_is_json(tlm):
     assert len(tlm.stdout_lines(m)) == 1
 
 
+@pytest.mark.smoke
 def test_gzip_body_accepted(tlm):
     m = uniq("gzip")
     batch = {"appName": "wwe_ui", "traces": [{"msg": m + " %d" % i} for i in range(5)]}

@@ -4,7 +4,8 @@
 # Idempotent: each step runs only when its result is missing. Safe to run concurrently
 # (one lock).
 #
-#   1. Debian packages: podman buildah debootstrap runc (installed when missing).
+#   1. Debian packages: podman buildah debootstrap runc catatonit (the pod infra process),
+#      installed when missing, with their recommends (netavark, iptables, uidmap).
 #   2. $TLM_PODMAN_DIR/containers.conf (default build/podman): the runc runtime (crun
 #      refuses hybrid cgroups), cgroupfs, file events, and default ulimits read from this
 #      shell's hard limits at run time (podman would otherwise ask for more than root may
@@ -33,7 +34,7 @@ flock -w 900 9 || die "another podman-setup holds $DIR/.lock"
 
 # 1. packages ---------------------------------------------------------------------------
 missing=""
-for p in podman buildah debootstrap runc; do
+for p in podman buildah debootstrap runc catatonit; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
 done
 if [ -n "$missing" ]; then

@@ -20,6 +20,8 @@ SUITES=(
     "alerts|tests/alerts.sh"
     "fuzz|tests/fuzz-smoke.sh"
     "e2e|eval \"/usr/bin/python3 -m pytest -q e2e/ -p no:cacheprovider -rfEs \${TLM_PYTEST_ARGS:-}\""
+    "deploy-validate|deploy/validate.sh"
+    "podman-smoke|deploy/podman/smoke.sh"
 )
 
 set -u
