@@ -641,3 +641,9 @@ void prom_render(const struct prom_registry *r, struct buf *out)
     buf_put_u64(out, r ? r->dropped : 0);
     buf_putc(out, '\n');
 }
+
+void prom_put_single(struct buf *out, const char *name, const char *help, enum prom_type t, double v)
+{
+    prom_put_header(out, name, help, t);
+    prom_put_sample(out, name, NULL, v);
+}

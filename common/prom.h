@@ -47,6 +47,8 @@ void prom_put_header(struct buf *out, const char *name, const char *help, enum p
 void prom_put_label_value(struct buf *out, const char *s, size_t len); /* "..." escaped */
 /* name{labels} value\n; labels is already-rendered k="v" text or NULL. */
 void prom_put_sample(struct buf *out, const char *name, const char *labels, double v);
+/* A whole family of one unlabelled sample: # HELP, # TYPE, the sample. */
+void prom_put_single(struct buf *out, const char *name, const char *help, enum prom_type t, double v);
 /* 1 when s is a valid metric name ([a-zA-Z_:][a-zA-Z0-9_:]*). */
 int prom_valid_name(const char *s);
 /* Writes a valid metric name from arbitrary text into out (invalid chars become '_'). */

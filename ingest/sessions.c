@@ -25,12 +25,8 @@ int sessions_init(struct sessions *s, long long max, long long ttl_s, long long 
     return s->table ? 0 : -1;
 }
 
-static void unlink_entry(struct sessions *s, struct http_session_entry *e)
+static void lru_unlink(struct sessions *s, struct http_session_entry *e)
 {
-    struct http_session_entry **pp = &s->table[e->key & (s->nbuckets - 1)];
-    while (*pp != e)
-        pp = &(*pp)->hnext;
-    *pp = e->hnext;
     if (e->lprev)
         e->lprev->lnext = e->lnext;
     else
@@ -39,6 +35,15 @@ static void unlink_entry(struct sessions *s, struct http_session_entry *e)
         e->lnext->lprev = e->lprev;
     else
         s->lru_tail = e->lprev;
+}
+
+static void unlink_entry(struct sessions *s, struct http_session_entry *e)
+{
+    struct http_session_entry **pp = &s->table[e->key & (s->nbuckets - 1)];
+    while (*pp != e)
+        pp = &(*pp)->hnext;
+    *pp = e->hnext;
+    lru_unlink(s, e);
     s->http_count--;
 }
 
@@ -105,14 +110,7 @@ int sessions_http_batch(struct sessions *s, uint64_t key, int64_t now_us, long l
         s->table[b] = e;
         s->http_count++;
     } else {
-        if (e->lprev)
-            e->lprev->lnext = e->lnext;
-        else
-            s->lru_head = e->lnext;
-        if (e->lnext)
-            e->lnext->lprev = e->lprev;
-        else
-            s->lru_tail = e->lprev;
+        lru_unlink(s, e);
     }
     e->last_seen_us = now_us;
     e->lprev = NULL;

@@ -39,14 +39,12 @@ void ingest_count_result(struct ingest *in, const struct envelope_result *res)
 
 static void counter(struct buf *o, const char *name, const char *help, double v)
 {
-    prom_put_header(o, name, help, PROM_COUNTER);
-    prom_put_sample(o, name, NULL, v);
+    prom_put_single(o, name, help, PROM_COUNTER, v);
 }
 
 static void gauge(struct buf *o, const char *name, const char *help, double v)
 {
-    prom_put_header(o, name, help, PROM_GAUGE);
-    prom_put_sample(o, name, NULL, v);
+    prom_put_single(o, name, help, PROM_GAUGE, v);
 }
 
 static void labelled(struct buf *o, const char *name, const char *label, const char *value, double v)

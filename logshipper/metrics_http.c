@@ -21,14 +21,12 @@ struct http_pss {
 
 static void put_counter(struct buf *b, const char *name, const char *help, double v)
 {
-    prom_put_header(b, name, help, PROM_COUNTER);
-    prom_put_sample(b, name, NULL, v);
+    prom_put_single(b, name, help, PROM_COUNTER, v);
 }
 
 static void put_gauge(struct buf *b, const char *name, const char *help, double v)
 {
-    prom_put_header(b, name, help, PROM_GAUGE);
-    prom_put_sample(b, name, NULL, v);
+    prom_put_single(b, name, help, PROM_GAUGE, v);
 }
 
 static void render_own(const struct shipper *sh, struct buf *b)
