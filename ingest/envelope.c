@@ -20,6 +20,11 @@ static const uint8_t kind_proto[ENV_NKINDS] = {PROTO_KIND_TRACE, PROTO_KIND_EVEN
 static const char kind_rid_letter[ENV_NKINDS] = {'t', 'e', 'm'};
 #define MAX_TS_MS 253402300799999LL /* 9999-12-31T23:59:59.999Z */
 
+static int is_identity_key(const char *k)
+{
+    return !strcmp(k, "tenantName") || !strcmp(k, "contactCenterId") || !strcmp(k, "user");
+}
+
 void envelope_init(struct envelope *e, const struct tlm_config *cfg)
 {
     memset(e, 0, sizeof(*e));
@@ -28,9 +33,48 @@ void envelope_init(struct envelope *e, const struct tlm_config *cfg)
     e->rid_key0 = (struct hash_key){0x746c6d2d72696430ULL, 0x0123456789abcdefULL};
     e->rid_key1 = (struct hash_key){0x746c6d2d72696431ULL, 0xfedcba9876543210ULL};
     buf_init(&e->line);
+    buf_init(&e->ident);
+    size_t n = json_array_size(cfg->contracts);
+    e->allow = calloc(n ? n : 1, sizeof(*e->allow));
+    for (size_t i = 0; e->allow && i < n; i++) {
+        const json_t *c = json_array_get(cfg->contracts, i);
+        const json_t *props = json_object_get(c, "properties");
+        struct contract_allow *ca = &e->allow[e->ncontracts++];
+        ca->contract = c;
+        ca->entries = calloc(json_array_size(props) + 1, sizeof(*ca->entries));
+        size_t j;
+        const json_t *entry;
+        json_array_foreach(props, j, entry) {
+            const char *name = json_string_value(entry);
+            size_t len = strlen(name);
+            int num_only = len > 5 && !strcmp(name + len - 5, "__NUM");
+            if (num_only)
+                len -= 5;
+            char *key = ca->entries ? strndup(name, len) : NULL;
+            if (!key || len == 0 || is_identity_key(key)) { /* identity fields come from GAuth only */
+                free(key);
+                continue;
+            }
+            ca->entries[ca->n++] = (struct allow_entry){key, num_only};
+        }
+        if (ca->n > e->max_allow)
+            e->max_allow = ca->n;
+    }
+    e->vals = calloc(e->max_allow + 1, sizeof(*e->vals));
 }
 
-void envelope_free(struct envelope *e) { buf_free(&e->line); }
+void envelope_free(struct envelope *e)
+{
+    for (size_t i = 0; i < e->ncontracts; i++) {
+        for (size_t j = 0; j < e->allow[i].n; j++)
+            free(e->allow[i].entries[j].key);
+        free(e->allow[i].entries);
+    }
+    free(e->allow);
+    free(e->vals);
+    buf_free(&e->line);
+    buf_free(&e->ident);
+}
 
 void envelope_result_init(struct envelope_result *r)
 {
@@ -58,16 +102,22 @@ static void fail(struct envelope_result *res, int status, const char *code, cons
 int envelope_depth_ok(const char *body, size_t len, long long max)
 {
     long long depth = 0;
-    int in_string = 0;
-    for (size_t i = 0; i < len; i++) {
-        char c = body[i];
-        if (in_string) {
-            if (c == '\\')
-                i++;
-            else if (c == '"')
-                in_string = 0;
-        } else if (c == '"') {
-            in_string = 1;
+    const char *p = body, *end = body + len;
+    while (p < end) {
+        char c = *p++;
+        if (c == '"') {
+            /* skip the string: find its closing quote, one not escaped by an odd run of '\\' */
+            for (;;) {
+                const char *q = memchr(p, '"', (size_t)(end - p));
+                if (!q)
+                    return 1; /* unterminated: the parser reports it */
+                const char *b = q;
+                while (b > p && b[-1] == '\\')
+                    b--;
+                p = q + 1;
+                if (((q - b) & 1) == 0)
+                    break;
+            }
         } else if (c == '[' || c == '{') {
             if (++depth > max)
                 return 0;
@@ -118,27 +168,15 @@ struct rec {
     size_t text_len;
     double value;
     json_t *props, *env_props;
-    const json_t *allow;
+    const struct contract_allow *allow;
+    json_t **vals; /* allowed_value of each allow entry, filled by check_record */
 };
 
-static int is_identity_key(const char *k)
+/* The value an allow-list entry keeps (the record's, else the envelope's), or NULL. */
+static json_t *allowed_value(const struct rec *r, const struct allow_entry *a)
 {
-    return !strcmp(k, "tenantName") || !strcmp(k, "contactCenterId") || !strcmp(k, "user");
-}
-
-/* The value a property allow-list entry keeps, or NULL. *num_only for "__NUM" entries. */
-static json_t *allowed_value(const struct rec *r, const char *entry, char *key, size_t keycap)
-{
-    size_t n = strlen(entry);
-    int num_only = n > 5 && !strcmp(entry + n - 5, "__NUM");
-    if (num_only)
-        n -= 5;
-    if (n == 0 || n >= keycap)
-        return NULL;
-    memcpy(key, entry, n);
-    key[n] = '\0';
-    if (is_identity_key(key))
-        return NULL;
+    const char *key = a->key;
+    int num_only = a->num_only;
     json_t *v = r->props ? json_object_get(r->props, key) : NULL;
     if (!v && r->env_props)
         v = json_object_get(r->env_props, key);
@@ -158,8 +196,7 @@ static void put_capped(struct buf *b, const char *s, size_t len, size_t cap, int
 }
 
 /* Builds the stdout line; client strings are limited to cap escaped bytes each. */
-static int build_line(struct envelope *e, const struct rec *r, const struct envelope_identity *id,
-                      const char *app, size_t app_len, int64_t now_ms, const char *rid, size_t cap, int truncated)
+static int build_line(struct envelope *e, const struct rec *r, const char *rid, size_t cap, int truncated)
 {
     struct buf *b = &e->line;
     int cut = 0;
@@ -167,7 +204,7 @@ static int build_line(struct envelope *e, const struct rec *r, const struct enve
     buf_puts(b, "{\"ts\":\"");
     jsonl_put_time(b, r->ts_ms);
     buf_puts(b, "\",\"receivedAt\":\"");
-    jsonl_put_time(b, now_ms);
+    buf_puts(b, e->received);
     buf_puts(b, "\",\"kind\":\"");
     buf_puts(b, kind_line_names[r->kind]);
     buf_putc(b, '"');
@@ -178,14 +215,7 @@ static int build_line(struct envelope *e, const struct rec *r, const struct enve
         else
             buf_puts(b, "\"info\"");
     }
-    buf_puts(b, ",\"appName\":");
-    jsonl_put_string(b, app, app_len);
-    buf_puts(b, ",\"tenantName\":");
-    jsonl_put_string(b, id->tenant, strlen(id->tenant));
-    buf_puts(b, ",\"contactCenterId\":");
-    jsonl_put_string(b, id->ccid, strlen(id->ccid));
-    buf_puts(b, ",\"user\":");
-    jsonl_put_string(b, id->user, strlen(id->user));
+    buf_append(b, e->ident.p, e->ident.len); /* appName, tenantName, contactCenterId, user */
     buf_puts(b, r->kind == ENV_TRACES ? ",\"msg\":" : ",\"name\":");
     put_capped(b, r->text, r->text_len, cap, &cut);
     if (r->kind == ENV_METRICS) {
@@ -194,17 +224,14 @@ static int build_line(struct envelope *e, const struct rec *r, const struct enve
     }
     buf_puts(b, ",\"properties\":{");
     int first = 1;
-    size_t i;
-    json_t *entry;
-    char key[256];
-    json_array_foreach(r->allow, i, entry) {
-        json_t *v = allowed_value(r, json_string_value(entry), key, sizeof(key));
+    for (size_t i = 0; i < r->allow->n; i++) {
+        json_t *v = r->vals[i];
         if (!v)
             continue;
         if (!first)
             buf_putc(b, ',');
         first = 0;
-        jsonl_put_string(b, key, strlen(key));
+        jsonl_put_string(b, r->allow->entries[i].key, strlen(r->allow->entries[i].key));
         buf_putc(b, ':');
         switch (json_typeof(v)) {
         case JSON_STRING:
@@ -343,12 +370,9 @@ static int check_record(struct envelope *e, json_t *item, int kind, size_t index
         reject(res, kind, index, REJ_TOO_MANY_PROPERTIES, "more properties than TELEMETRY_MAX_PROPERTIES");
         return 0;
     }
-    size_t i;
-    json_t *entry;
-    char k[256];
     size_t kept = 0;
-    json_array_foreach(r->allow, i, entry) {
-        json_t *v = allowed_value(r, json_string_value(entry), k, sizeof(k));
+    for (size_t i = 0; i < r->allow->n; i++) {
+        json_t *v = r->vals[i] = allowed_value(r, &r->allow->entries[i]);
         if (!v)
             continue;
         kept++;
@@ -390,19 +414,19 @@ static int emit(struct envelope *e, const struct rec *r, const struct envelope_i
     snprintf(rid, sizeof(rid), "%s-%c%zu", rid_base, kind_rid_letter[r->kind], r->index);
     size_t max = (size_t)e->cfg->line_max_bytes - 1; /* room for the newline */
     int truncated = 0;
-    build_line(e, r, id, app, app_len, now_ms, rid, (size_t)-1, 0);
+    build_line(e, r, rid, (size_t)-1, 0);
     if (e->line.len > max) {
         /* binary search the largest per-string cap that fits; short strings stay whole */
         size_t lo = 16, hi = e->line.len;
         while (lo < hi) {
             size_t mid = lo + (hi - lo + 1) / 2;
-            build_line(e, r, id, app, app_len, now_ms, rid, mid, 1);
+            build_line(e, r, rid, mid, 1);
             if (e->line.len <= max)
                 lo = mid;
             else
                 hi = mid - 1;
         }
-        build_line(e, r, id, app, app_len, now_ms, rid, lo, 1);
+        build_line(e, r, rid, lo, 1);
         truncated = 1;
         res->truncated++;
     }
@@ -502,8 +526,28 @@ void envelope_process(struct envelope *e, const char *body, size_t len, const st
     }
     char rid_base[33];
     make_rid_base(e, id, json_string_value(app), json_string_length(app), batch_id, rid_base);
-    const json_t *allow = json_object_get(contract, "properties");
-    json_t *empty = allow ? NULL : json_array();
+    const struct contract_allow *allow = NULL;
+    for (size_t c = 0; c < e->ncontracts; c++)
+        if (e->allow[c].contract == contract)
+            allow = &e->allow[c];
+    static const struct contract_allow none = {NULL, NULL, 0};
+    if (!allow)
+        allow = &none;
+    /* what every line of the batch shares, written once */
+    buf_reset(&e->ident);
+    buf_puts(&e->ident, ",\"appName\":");
+    jsonl_put_string(&e->ident, json_string_value(app), json_string_length(app));
+    buf_puts(&e->ident, ",\"tenantName\":");
+    jsonl_put_string(&e->ident, id->tenant, strlen(id->tenant));
+    buf_puts(&e->ident, ",\"contactCenterId\":");
+    jsonl_put_string(&e->ident, id->ccid, strlen(id->ccid));
+    buf_puts(&e->ident, ",\"user\":");
+    jsonl_put_string(&e->ident, id->user, strlen(id->user));
+    struct buf recv;
+    buf_init(&recv);
+    jsonl_put_time(&recv, now_ms);
+    snprintf(e->received, sizeof(e->received), "%s", recv.p ? recv.p : "");
+    buf_free(&recv);
     for (int k = 0; k < ENV_NKINDS; k++) {
         size_t i;
         json_t *item;
@@ -513,21 +557,21 @@ void envelope_process(struct envelope *e, const char *body, size_t len, const st
             struct rec r;
             memset(&r, 0, sizeof(r));
             r.env_props = env_props;
-            r.allow = allow ? allow : empty;
+            r.allow = allow;
+            r.vals = e->vals;
             if (!check_record(e, item, k, i, now_ms, &r, res))
                 continue;
             if (emit(e, &r, id, json_string_value(app), json_string_length(app), now_ms, rid_base, out, res)) {
                 fail(res, 503, "pipeline_full", "out of memory%s", "");
-                json_decref(empty);
                 goto done;
             }
             res->accepted++;
             res->accepted_by_kind[k]++;
         }
     }
-    json_decref(empty);
 done:
-    json_decref(root);
+    if (!e->arena) /* in an arena the whole tree goes at once: walking it to free is wasted */
+        json_decref(root);
 }
 
 void envelope_render_result(const struct envelope_result *res, const char *prefix, struct buf *out)

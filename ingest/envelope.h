@@ -44,10 +44,29 @@ struct envelope_result {
     int64_t seq;               /* WebSocket envelopes: "seq" */
 };
 
+/* One entry of a contract's properties allow-list, prepared once at start. */
+struct allow_entry {
+    char *key;      /* the property name ("value" for "value__NUM") */
+    int num_only;   /* "__NUM": kept only when it is a number */
+};
+
+struct contract_allow {
+    const json_t *contract;
+    struct allow_entry *entries;
+    size_t n;
+};
+
 struct envelope {
     const struct tlm_config *cfg;
     struct hash_key rid_key0, rid_key1; /* fixed: rids are stable across restarts and pods */
     struct buf line;
+    struct buf ident;            /* per batch: ,"appName":..,"tenantName":..,"contactCenterId":..,"user":.. */
+    char received[32];           /* per batch: the receivedAt text */
+    struct contract_allow *allow; /* one per contract, in TELEMETRY_CONFIG_CONTRACTS order */
+    size_t ncontracts;
+    json_t **vals;               /* scratch: the kept value of each allow entry of one record */
+    size_t max_allow;
+    int arena;                   /* jansson allocates from an arena: skip freeing the tree */
 };
 
 void envelope_init(struct envelope *e, const struct tlm_config *cfg);

@@ -341,6 +341,8 @@ static void start_telemetry_post(struct http_session *s)
     }
     if (s->gzip)
         in->n.batches_gzip++;
+    else if (clen > 0 && buf_reserve(&s->body, (size_t)clen)) /* one allocation, no regrowth copies */
+        s->body.oom = 0;
     start_auth(s);
     if (clen <= 0) { /* no body will follow */
         s->body_done = 1;

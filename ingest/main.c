@@ -175,6 +175,7 @@ int main(int argc, char **argv)
     in.started_us = lws_now_usecs();
     pipeline_init(&in.pipe, (uint64_t)in.cfg.traces_threshold, (uint64_t)in.cfg.buffer_max_bytes, (uint64_t)in.cfg.bulk_size);
     envelope_init(&in.env, &in.cfg);
+    in.env.arena = 1; /* every envelope_process runs between json_arena_begin and _end */
     envelope_result_init(&in.result);
     pipeline_batch_init(&in.batch);
     buf_init(&in.stats_text);
