@@ -102,9 +102,14 @@ static int parse_int(const struct cfg_entry *e, const char *v, long long *out, c
     char *end;
     errno = 0;
     long long n = strtoll(v, &end, 10);
+    int digits = end != v;
     while (*end == ' ' || *end == '\t')
         end++;
-    if (errno || end == v || *end) {
+    if (errno == ERANGE) {
+        set_err(err, errlen, e->name, "out of range");
+        return -1;
+    }
+    if (errno || !digits || *end) {
         char msg[160];
         snprintf(msg, sizeof(msg), "column %ld: not an integer", (long)(end - v) + 1);
         set_err(err, errlen, e->name, msg);

@@ -420,3 +420,65 @@ int jsonl_parse_time(const char *s, size_t len, int64_t *epoch_ms)
     *epoch_ms = secs * 1000 + frac;
     return 0;
 }
+
+/* Length of the valid UTF-8 sequence at p, or 0 with *bad set to the length of the invalid
+ * maximal subpart to replace (Unicode's "U+FFFD substitution of maximal subparts"). */
+static size_t utf8_seq(const unsigned char *p, const unsigned char *end, size_t *bad)
+{
+    unsigned c = p[0], need, lo = 0x80, hi = 0xbf;
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xc2 && c <= 0xdf)
+        need = 1;
+    else if (c >= 0xe0 && c <= 0xef) {
+        need = 2;
+        lo = c == 0xe0 ? 0xa0 : 0x80;
+        hi = c == 0xed ? 0x9f : 0xbf;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        need = 3;
+        lo = c == 0xf0 ? 0x90 : 0x80;
+        hi = c == 0xf4 ? 0x8f : 0xbf;
+    } else {
+        *bad = 1;
+        return 0;
+    }
+    size_t i = 1;
+    for (; i <= need; i++) {
+        if (p + i >= end || (i == 1 ? (p[i] < lo || p[i] > hi) : (p[i] < 0x80 || p[i] > 0xbf))) {
+            *bad = i;
+            return 0;
+        }
+    }
+    return need + 1;
+}
+
+int jsonl_utf8_repair(struct buf *out, const char *s, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)s, *end = p + len, *copied = p;
+    int repaired = 0;
+    while (p < end) {
+        if (end - p >= 8) { /* ASCII fast path: eight bytes without a high bit */
+            uint64_t w;
+            memcpy(&w, p, 8);
+            if (!(w & 0x8080808080808080ULL)) {
+                p += 8;
+                continue;
+            }
+        }
+        size_t bad = 0, n = utf8_seq(p, end, &bad);
+        if (n) {
+            p += n;
+            continue;
+        }
+        if (!repaired)
+            buf_reset(out);
+        repaired = 1;
+        buf_append(out, copied, (size_t)(p - copied));
+        buf_append(out, "\xef\xbf\xbd", 3);
+        p += bad;
+        copied = p;
+    }
+    if (repaired)
+        buf_append(out, copied, (size_t)(end - copied));
+    return repaired;
+}

@@ -1,30 +1,48 @@
 /* cors.c - origin checks against the CORS configuration (see cors.h and docs/DESIGN.md). */
 #include "cors.h"
 
+#include <ctype.h>
 #include <string.h>
 #include <strings.h>
 
-/* The host of "scheme://host[:port]" (no path allowed), as a span; 0 if malformed. */
+/* The host of "scheme://host[:port]" as a span; 0 for anything else (a path, user info,
+ * a query, characters no host name has): a malformed Origin is allowed nowhere. */
 static int origin_host(const char *origin, const char **host, size_t *len)
 {
-    const char *p = strstr(origin, "://");
-    if (!p || p == origin)
+    const char *p = origin;
+    if (!isalpha((unsigned char)*p))
+        return 0;
+    while (isalnum((unsigned char)*p) || *p == '+' || *p == '-' || *p == '.')
+        p++;
+    if (strncmp(p, "://", 3))
         return 0;
     p += 3;
-    const char *end = p;
-    if (*end == '[') { /* IPv6 literal */
-        end = strchr(end, ']');
-        if (!end)
+    const char *start = p;
+    if (*p == '[') { /* IPv6 literal */
+        p++;
+        while (isxdigit((unsigned char)*p) || *p == ':' || *p == '.')
+            p++;
+        if (*p != ']')
             return 0;
-        end++;
+        p++;
     } else {
-        while (*end && *end != ':' && *end != '/')
-            end++;
+        while (isalnum((unsigned char)*p) || *p == '-' || *p == '.')
+            p++;
     }
-    if (end == p || strchr(end, '/'))
+    const char *hend = p;
+    if (hend == start)
         return 0;
-    *host = p;
-    *len = (size_t)(end - p);
+    if (*p == ':') {
+        p++;
+        if (!isdigit((unsigned char)*p))
+            return 0;
+        while (isdigit((unsigned char)*p))
+            p++;
+    }
+    if (*p)
+        return 0;
+    *host = start;
+    *len = (size_t)(hend - start);
     return 1;
 }
 

@@ -34,6 +34,7 @@ void envelope_init(struct envelope *e, const struct tlm_config *cfg)
     e->rid_key1 = (struct hash_key){0x746c6d2d72696431ULL, 0xfedcba9876543210ULL};
     buf_init(&e->line);
     buf_init(&e->ident);
+    buf_init(&e->repaired);
     size_t n = json_array_size(cfg->contracts);
     e->allow = calloc(n ? n : 1, sizeof(*e->allow));
     for (size_t i = 0; e->allow && i < n; i++) {
@@ -51,7 +52,11 @@ void envelope_init(struct envelope *e, const struct tlm_config *cfg)
             if (num_only)
                 len -= 5;
             char *key = ca->entries ? strndup(name, len) : NULL;
-            if (!key || len == 0 || is_identity_key(key)) { /* identity fields come from GAuth only */
+            int dup = 0;
+            for (size_t d = 0; key && d < ca->n; d++)
+                dup |= !strcmp(ca->entries[d].key, key);
+            /* identity fields come from GAuth only; "x" and "x__NUM" both listed: keep the first */
+            if (!key || len == 0 || is_identity_key(key) || dup) {
                 free(key);
                 continue;
             }
@@ -74,6 +79,7 @@ void envelope_free(struct envelope *e)
     free(e->vals);
     buf_free(&e->line);
     buf_free(&e->ident);
+    buf_free(&e->repaired);
 }
 
 void envelope_result_init(struct envelope_result *r)
@@ -224,7 +230,7 @@ static int build_line(struct envelope *e, const struct rec *r, const char *rid, 
     }
     buf_puts(b, ",\"properties\":{");
     int first = 1;
-    for (size_t i = 0; i < r->allow->n; i++) {
+    for (size_t i = 0; !e->no_props && i < r->allow->n; i++) {
         json_t *v = r->vals[i];
         if (!v)
             continue;
@@ -427,6 +433,11 @@ static int emit(struct envelope *e, const struct rec *r, const struct envelope_i
                 hi = mid - 1;
         }
         build_line(e, r, rid, lo, 1);
+        if (e->line.len > max) { /* many properties: strings of 16 bytes still do not fit */
+            e->no_props = 1;
+            build_line(e, r, rid, lo, 1);
+            e->no_props = 0;
+        }
         truncated = 1;
         res->truncated++;
     }
@@ -459,6 +470,11 @@ void envelope_process(struct envelope *e, const char *body, size_t len, const st
     if (!envelope_depth_ok(body, len, cfg->max_json_depth)) {
         fail(res, 400, "too_deep", "JSON nesting is deeper than TELEMETRY_MAX_JSON_DEPTH%s", "");
         return;
+    }
+    /* invalid UTF-8 in a client string is replaced, not a reason to lose the batch */
+    if (jsonl_utf8_repair(&e->repaired, body, len)) {
+        body = e->repaired.p;
+        len = e->repaired.len;
     }
     json_error_t je;
     json_t *root = json_loadb(body, len, JSON_ALLOW_NUL, &je);

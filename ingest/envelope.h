@@ -67,6 +67,8 @@ struct envelope {
     json_t **vals;               /* scratch: the kept value of each allow entry of one record */
     size_t max_allow;
     int arena;                   /* jansson allocates from an arena: skip freeing the tree */
+    int no_props;                /* build_line: leave properties out (last resort to fit) */
+    struct buf repaired;         /* the body with invalid UTF-8 replaced, when it had some */
 };
 
 void envelope_init(struct envelope *e, const struct tlm_config *cfg);

@@ -57,7 +57,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             proto_records_validate(&f) != PROTO_OK || proto_records_open(&f, &rd) != PROTO_OK ||
             proto_records_next(&rd, &r) != PROTO_OK)
             abort();
-        if (r.line.len > (uint32_t)cfg.line_max_bytes || memchr(r.line.p, '\n', r.line.len))
+        if (r.line.len >= (uint32_t)cfg.line_max_bytes || memchr(r.line.p, '\n', r.line.len))
             abort();
         json_t *j = json_loadb(r.line.p, r.line.len, JSON_ALLOW_NUL, NULL);
         if (!json_is_object(j) || !json_is_string(json_object_get(j, "rid")) ||
