@@ -163,6 +163,15 @@ static int write_answer(struct http_session *s)
 
 /* ---- processing a batch once both body and identity are there ---- */
 
+/* Per-connection buffers are reused across requests, but a large one is given back. */
+static void release_if_large(struct buf *b)
+{
+    if (b->cap > 64 * 1024)
+        buf_free(b);
+    else
+        buf_reset(b);
+}
+
 static void on_acked(struct pipeline_waiter *w)
 {
     struct http_session *s = lws_container_of(w, struct http_session, pw);
@@ -233,6 +242,7 @@ static void process_batch(struct http_session *s)
     envelope_process(&in->env, s->body.p ? s->body.p : "", s->body.len, &id, ingest_wall_ms(),
                      &in->batch, res);
     json_arena_end(&in->arena);
+    release_if_large(&s->body); /* the lines are built: a waiting request holds no body */
     ingest_count_result(in, res);
     if (res->status) {
         respond_error(s, res->status, res->code, res->message);
@@ -280,6 +290,7 @@ static void start_auth(struct http_session *s)
 {
     char authz[8300];
     int n = header_copy(s->wsi, WSI_TOKEN_HTTP_AUTHORIZATION, authz, sizeof(authz));
+    size_t used = n > 0 ? (size_t)n : 0;
     s->auth_state = -1;
     if (n < 0) {
         s->auth_state = AUTH_INVALID;
@@ -295,7 +306,7 @@ static void start_auth(struct http_session *s)
             s->auth_state = AUTH_INVALID;
         }
     }
-    explicit_bzero(authz, sizeof(authz));
+    explicit_bzero(authz, used); /* the token does not outlive this function */
 }
 
 static int media_type_is_json(const char *ct)

@@ -16,6 +16,7 @@
 #include "shipper_link.h"
 
 #define ACK_BUCKETS 12
+#define INGEST_MAX_INFLIGHT_FRAMES 2 /* frames on their way to the logshipper before the next waits */
 
 struct ws_session;
 

@@ -28,17 +28,30 @@ int ingest_admit(struct ingest *in, uint64_t *wait_seq)
     return pipeline_admit(&in->pipe, &in->batch, lws_now_usecs(), wait_seq);
 }
 
+/* Sends the open frame unless INGEST_MAX_INFLIGHT_FRAMES are already on their way: then
+ * records of concurrent requests keep gathering in it until an ack comes (or the frame has
+ * waited TELEMETRY_TRACES_BULK_TIME), so a busy ingest sends fewer, larger frames and both
+ * daemons make fewer syscalls and context switches per record; an idle one sends at once. */
 static void flush_cb(lws_sorted_usec_list_t *sul)
 {
     struct ingest *in = lws_container_of(sul, struct ingest, flush_sul);
     in->flush_scheduled = 0;
-    if (pipeline_close_open(&in->pipe, lws_now_usecs()))
+    if (!in->pipe.open)
+        return;
+    int64_t now = lws_now_usecs();
+    int64_t deadline = in->pipe.open->opened_us + in->cfg.bulk_time_ms * 1000;
+    if (pipeline_inflight(&in->pipe) >= INGEST_MAX_INFLIGHT_FRAMES && now < deadline && !in->draining) {
+        in->flush_scheduled = 1; /* an ack reschedules sooner */
+        lws_sul_schedule(in->ctx, 0, &in->flush_sul, flush_cb, (lws_usec_t)(deadline - now));
+        return;
+    }
+    if (pipeline_close_open(&in->pipe, now))
         shipper_link_pump(&in->link);
 }
 
 void ingest_schedule_flush(struct ingest *in)
 {
-    if (in->flush_scheduled)
+    if (in->flush_scheduled && !pipeline_inflight(&in->pipe))
         return;
     in->flush_scheduled = 1;
     /* 0 µs: runs after the events of this service pass, so concurrent requests share a frame */
@@ -65,8 +78,11 @@ static void on_ack_latency(void *ctx, double seconds)
 
 static void on_ack(void *ctx, uint64_t seq)
 {
+    struct ingest *in = ctx;
     (void)seq;
-    ws_stream_on_ack(ctx);
+    if (in->pipe.open)
+        ingest_schedule_flush(in);
+    ws_stream_on_ack(in);
 }
 
 static void stats_cb(lws_sorted_usec_list_t *sul)

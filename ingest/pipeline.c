@@ -109,6 +109,14 @@ int pipeline_close_open(struct pipeline *p, int64_t now_us)
     put_be32((uint8_t *)f->data.p + 4, (uint32_t)(f->data.len - PROTO_HEADER_LEN));
     put_be32((uint8_t *)f->data.p + 16, f->nrecords);
     f->closed_us = now_us;
+    /* give back what doubling left over: the buffer bound counts bytes held, not reserved */
+    if (f->data.cap > f->data.len + 4096) {
+        char *shrunk = realloc(f->data.p, f->data.len + 1);
+        if (shrunk) {
+            f->data.p = shrunk;
+            f->data.cap = f->data.len + 1;
+        }
+    }
     if (p->tail)
         p->tail->next = f;
     else
@@ -138,6 +146,8 @@ int pipeline_admit(struct pipeline *p, const struct pipeline_batch *b, int64_t n
             pipeline_close_open(p, now_us);
         if (!p->open && !(p->open = frame_open(p)))
             return -1; /* out of memory: records admitted so far stay (they are valid) */
+        if (p->open->nrecords == 0)
+            p->open->opened_us = now_us;
         buf_append(&p->open->data, b->records.p + start, len);
         if (p->open->data.oom)
             return -1;
@@ -202,7 +212,7 @@ size_t pipeline_ack(struct pipeline *p, uint64_t seq, int64_t now_us, void (*on_
         p->frames_acked++;
         if (on_latency && f->closed_us)
             on_latency(ctx, (double)(now_us - f->closed_us) / 1e6);
-        if (f->data.cap <= 1024 * 1024 && p->nfree < 64) { /* keep a few for reuse */
+        if (f->data.cap <= 1024 * 1024 && p->nfree < PIPELINE_FREE_FRAMES) { /* keep a few for reuse */
             f->next = p->free_frames;
             p->free_frames = f;
             p->nfree++;
@@ -221,3 +231,5 @@ size_t pipeline_ack(struct pipeline *p, uint64_t seq, int64_t now_us, void (*on_
 }
 
 int pipeline_empty(const struct pipeline *p) { return !p->head && !p->open; }
+
+uint64_t pipeline_inflight(const struct pipeline *p) { return p->tail ? p->tail->seq - p->acked_seq : 0; }

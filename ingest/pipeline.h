@@ -9,9 +9,13 @@
 
 #include "../common/buf.h"
 
+/* Acked frames kept for reuse (no malloc in the steady state, little memory held). */
+#define PIPELINE_FREE_FRAMES 16
+
 struct pipeline_frame {
     uint64_t seq;
     uint32_t nrecords;
+    int64_t opened_us;       /* when its first record came */
     int64_t closed_us;       /* when it was closed (ack latency) */
     struct buf data;         /* the whole encoded RECORDS frame */
     struct pipeline_frame *next;
@@ -65,6 +69,8 @@ size_t pipeline_ack(struct pipeline *p, uint64_t seq, int64_t now_us, void (*on_
 
 void pipeline_wait(struct pipeline *p, struct pipeline_waiter *w, uint64_t seq);
 void pipeline_unwait(struct pipeline *p, struct pipeline_waiter *w);
+/* Closed frames not acked yet (sent, or waiting for the link). */
+uint64_t pipeline_inflight(const struct pipeline *p);
 /* 1 when nothing is held (all acked, no open frame). */
 int pipeline_empty(const struct pipeline *p);
 

@@ -192,7 +192,10 @@ static void handle_batch(struct ws_session *s)
 {
     if (process_batch(s)) {
         s->held = 0;
-        buf_reset(&s->msg);
+        if (s->msg.cap > 64 * 1024) /* idle connections stay small */
+            buf_free(&s->msg);
+        else
+            buf_reset(&s->msg);
     } else {
         if (!s->held)
             s->in->pipe.rejected_full++;

@@ -496,7 +496,7 @@ static void test_frame_reuse(void)
     CHECK(frame_is(first, 2, 2, 3));
     CHECK_EQ_INT(p.bytes, first->data.len);
     pipeline_ack(&p, 2, 6, NULL, NULL);
-    /* at most 64 frames are kept for reuse */
+    /* at most PIPELINE_FREE_FRAMES frames are kept for reuse */
     for (unsigned i = 0; i < 100; i++) {
         make_batch(&b, i, 10, 10); /* 10 = bulk: one frame each, closed by the next */
         pipeline_admit(&p, &b, 7, &ws);
@@ -504,11 +504,11 @@ static void test_frame_reuse(void)
     pipeline_close_open(&p, 8);
     CHECK_EQ_INT(nframes(&p), 100);
     pipeline_ack(&p, p.next_seq - 1, 9, NULL, NULL);
-    CHECK_EQ_INT(p.nfree, 64);
+    CHECK_EQ_INT(p.nfree, PIPELINE_FREE_FRAMES);
     size_t n = 0;
     for (struct pipeline_frame *f = p.free_frames; f; f = f->next)
         n++;
-    CHECK_EQ_INT(n, 64);
+    CHECK_EQ_INT(n, PIPELINE_FREE_FRAMES);
     /* steady state: admit/close/ack cycles use no new frames */
     struct pipeline_frame *before = p.free_frames;
     for (int i = 0; i < 1000; i++) {
@@ -517,7 +517,7 @@ static void test_frame_reuse(void)
         pipeline_close_open(&p, 10);
         pipeline_ack(&p, ws, 11, NULL, NULL);
     }
-    CHECK_EQ_INT(p.nfree, 64);
+    CHECK_EQ_INT(p.nfree, PIPELINE_FREE_FRAMES);
     CHECK(p.free_frames == before);
     CHECK_EQ_INT(pipeline_empty(&p), 1);
     pipeline_batch_free(&b);
