@@ -103,6 +103,11 @@ fuzz: fuzz-build
 config-table: $(BUILD)/tlm-ingest
 	@$(BUILD)/tlm-ingest --print-config
 
+# Benchmarks: figures printed and written to bench/results/ (BENCH_QUICK=1 for a short run).
+bench:
+	@scripts/deps.sh build bench
+	@bench/run.sh
+
 # Container images (podman by default; TLM_IMAGE_TOOL=docker, TLM_IMAGE_PREFIX, TLM_IMAGE_TAG).
 images:
 	@deploy/images/build.sh

@@ -123,7 +123,7 @@ static int add_cors_headers(struct http_session *s, uint8_t **p, uint8_t *end)
 
 static int write_answer(struct http_session *s)
 {
-    uint8_t hbuf[LWS_PRE + 1024];
+    uint8_t hbuf[LWS_PRE + 4096];
     uint8_t *start = hbuf + LWS_PRE, *p = start, *end = hbuf + sizeof(hbuf) - 1;
     struct ingest *in = s->in;
     ingest_count_status(in, s->status);
@@ -143,9 +143,17 @@ static int write_answer(struct http_session *s)
         return -1;
     if (lws_add_http_header_by_name(s->wsi, (const uint8_t *)"cache-control:", (const uint8_t *)"no-store", 8, &p, end))
         return -1;
-    if (lws_finalize_write_http_header(s->wsi, start, &p, end))
+    /* a small answer leaves in one write with its headers (one syscall, one segment) */
+    if (s->resp.len && s->resp.len <= (size_t)(end - p) - 4) {
+        if (lws_finalize_http_header(s->wsi, &p, end))
+            return -1;
+        memcpy(p, s->resp.p, s->resp.len);
+        p += s->resp.len;
+        if (lws_write(s->wsi, start, (size_t)(p - start), LWS_WRITE_HTTP_HEADERS) < 0)
+            return -1;
+    } else if (lws_finalize_write_http_header(s->wsi, start, &p, end)) {
         return -1;
-    if (s->resp.len) {
+    } else if (s->resp.len) {
         if (buf_reserve(&s->resp, LWS_PRE))
             return -1;
         memmove(s->resp.p + LWS_PRE, s->resp.p, s->resp.len);

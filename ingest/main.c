@@ -41,7 +41,7 @@ static void flush_cb(lws_sorted_usec_list_t *sul)
     int64_t now = lws_now_usecs();
     int64_t deadline = in->pipe.open->opened_us + in->cfg.bulk_time_ms * 1000;
     if (pipeline_inflight(&in->pipe) >= INGEST_MAX_INFLIGHT_FRAMES && now < deadline && !in->draining) {
-        in->flush_scheduled = 1; /* an ack reschedules sooner */
+        /* the next ack or admitted batch brings this forward (flush_scheduled stays 0) */
         lws_sul_schedule(in->ctx, 0, &in->flush_sul, flush_cb, (lws_usec_t)(deadline - now));
         return;
     }
@@ -51,7 +51,7 @@ static void flush_cb(lws_sorted_usec_list_t *sul)
 
 void ingest_schedule_flush(struct ingest *in)
 {
-    if (in->flush_scheduled && !pipeline_inflight(&in->pipe))
+    if (in->flush_scheduled) /* already due in this loop pass */
         return;
     in->flush_scheduled = 1;
     /* 0 µs: runs after the events of this service pass, so concurrent requests share a frame */
