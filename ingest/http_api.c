@@ -354,6 +354,15 @@ static void start_telemetry_post(struct http_session *s)
         respond_error(s, 413, "body_too_large", "the body is larger than TELEMETRY_MAX_BODY_BYTES");
         return;
     }
+    /* a full pipeline refuses before reading the body: under a stall, bodies that cannot be
+     * kept would otherwise sit in memory beside the buffer */
+    if (in->pipe.records >= in->pipe.max_records ||
+        in->pipe.bytes + (uint64_t)(clen > 0 ? clen : 0) > in->pipe.max_bytes) {
+        in->pipe.rejected_full++;
+        s->close_after = 1;
+        respond_error(s, 503, "pipeline_full", "the service is holding as many records as it may; retry later");
+        return;
+    }
     if (s->gzip && gzip_body_begin(&s->gz) != GZIP_OK) {
         respond_error(s, 503, "pipeline_full", "out of memory");
         return;

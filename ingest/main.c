@@ -1,6 +1,7 @@
 /* main.c - tlm-ingest: configuration, the lws context on TELEMETRY_LISTEN:TELEMETRY_PORT,
  * the link to the logshipper, timers, and a SIGTERM drain. Wiring only. */
 #include <errno.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -123,6 +124,10 @@ static void lws_log_to_json(int level, const char *line)
 
 int main(int argc, char **argv)
 {
+    /* Buffers of 256 KiB and more (frames, bodies, output) get their own mappings and go back
+     * to the system when freed: a fixed threshold stops glibc from raising it and growing a
+     * fragmented heap that keeps RSS far above what the buffer bounds allow. */
+    mallopt(M_MMAP_THRESHOLD, 256 * 1024);
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             usage();

@@ -1,5 +1,6 @@
 /* main.c - tlm-logshipper: loads the configuration, wires the writer, the ingest links and
  * the metrics vhost into one lws loop, and drains on SIGTERM/SIGINT. */
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -163,6 +164,10 @@ static void lws_to_log(int level, const char *line)
 
 int main(int argc, char **argv)
 {
+    /* Buffers of 256 KiB and more (frames, bodies, output) get their own mappings and go back
+     * to the system when freed: a fixed threshold stops glibc from raising it and growing a
+     * fragmented heap that keeps RSS far above what the buffer bounds allow. */
+    mallopt(M_MMAP_THRESHOLD, 256 * 1024);
     struct shipper sh;
     struct lws_protocols protocols[6];
     struct lws_context_creation_info info;
