@@ -1,0 +1,119 @@
+/* json_ceiling.c - the parse-only ceiling of `make bench`: how many records per second
+ * jansson alone can parse on one core, with the bench's own batch template.
+ *
+ *   json_ceiling --payload FILE [--seconds S]
+ *
+ * The template's @ID@ marks are replaced by a fixed 16-hex-digit tag (as the load
+ * generators do), then json_loadb (the flags the ingest uses) + json_decref run in a loop.
+ * Prints key=value: parses, records per batch, records/s, MB/s. run.sh pins it to a core.
+ */
+#include <jansson.h>
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static char *read_template(const char *path, size_t *out_len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *raw = malloc((size_t)n + 1);
+    if (!raw || fread(raw, 1, (size_t)n, f) != (size_t)n) {
+        fclose(f);
+        free(raw);
+        return NULL;
+    }
+    fclose(f);
+    raw[n] = '\0';
+    size_t marks = 0;
+    for (const char *p = raw; (p = strstr(p, "@ID@")); p += 4)
+        marks++;
+    char *body = malloc((size_t)n + marks * 12 + 1), *o = body;
+    if (!body) {
+        free(raw);
+        return NULL;
+    }
+    for (const char *p = raw;;) {
+        const char *at = strstr(p, "@ID@");
+        size_t k = at ? (size_t)(at - p) : strlen(p);
+        memcpy(o, p, k);
+        o += k;
+        if (!at)
+            break;
+        memcpy(o, "0f0f00000000002a", 16);
+        o += 16;
+        p = at + 4;
+    }
+    *o = '\0';
+    free(raw);
+    *out_len = (size_t)(o - body);
+    return body;
+}
+
+int main(int argc, char **argv)
+{
+    const char *path = NULL;
+    double seconds = 5;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--payload") && i + 1 < argc)
+            path = argv[++i];
+        else if (!strcmp(argv[i], "--seconds") && i + 1 < argc)
+            seconds = atof(argv[++i]);
+        else {
+            fprintf(stderr, "usage: json_ceiling --payload FILE [--seconds S]\n");
+            return 2;
+        }
+    }
+    if (!path) {
+        fprintf(stderr, "usage: json_ceiling --payload FILE [--seconds S]\n");
+        return 2;
+    }
+    size_t len;
+    char *body = read_template(path, &len);
+    if (!body) {
+        fprintf(stderr, "json_ceiling: cannot read %s\n", path);
+        return 1;
+    }
+    json_error_t err;
+    json_t *probe = json_loadb(body, len, JSON_ALLOW_NUL, &err);
+    if (!probe) {
+        fprintf(stderr, "json_ceiling: the template is not JSON: %s (line %d)\n", err.text, err.line);
+        return 1;
+    }
+    size_t records = json_array_size(json_object_get(probe, "traces")) +
+                     json_array_size(json_object_get(probe, "events")) +
+                     json_array_size(json_object_get(probe, "metrics"));
+    json_decref(probe);
+
+    uint64_t parses = 0;
+    double t0 = now_s(), t = t0;
+    while (t - t0 < seconds) {
+        for (int k = 0; k < 64; k++) { /* read the clock every 64 parses */
+            json_t *j = json_loadb(body, len, JSON_ALLOW_NUL, NULL);
+            if (!j)
+                return 1;
+            json_decref(j);
+        }
+        parses += 64;
+        t = now_s();
+    }
+    double el = t - t0;
+    printf("parses=%llu\nbatch=%zu\nbody_bytes=%zu\nseconds=%.2f\nrecords_per_s=%.0f\nmb_per_s=%.1f\n",
+           (unsigned long long)parses, records, len, el, (double)parses * (double)records / el,
+           (double)parses * (double)len / el / 1e6);
+    free(body);
+    return 0;
+}

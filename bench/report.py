@@ -1,0 +1,402 @@
+#!/usr/bin/python3
+"""report.py - turns the points of a bench run into bench/results/latest.{md,csv,png}.
+
+  report.py --points DIR --meta FILE --results DIR [--readme README.md]
+
+Each point is a key=value file written by bench/run.sh (NNN-name.kv). The Markdown goes to
+stdout as well. Targets are printed beside the measured values; nothing is asserted here.
+"""
+import argparse
+import csv
+import glob
+import math
+import os
+import subprocess
+import sys
+
+
+def read_kv(path):
+    d = {}
+    with open(path) as f:
+        for line in f:
+            line = line.rstrip("\n")
+            if "=" in line:
+                k, v = line.split("=", 1)
+                d[k.strip()] = v.strip()
+    return d
+
+
+def num(d, k, default=float("nan")):
+    try:
+        return float(d[k])
+    except (KeyError, ValueError):
+        return default
+
+
+def fmt_int(x):
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "–"
+    return "{:,}".format(int(round(x))).replace(",", " ")
+
+
+def fmt(x, nd=2):
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "–"
+    return "%.*f" % (nd, x)
+
+
+def mb(kb):
+    return kb / 1024.0 if kb == kb else kb
+
+
+def derive(p):
+    """Adds the figures the tables show (records/s, req/s, CPU s per million records)."""
+    dur = num(p, "duration_us") / 1e6
+    batch = num(p, "batch", 0)
+    kind = p.get("kind")
+    if kind in ("http", "ws", "stall"):
+        ok = num(p, "ok", 0)
+        if p.get("server") == "nginx":
+            recs = ok * batch
+            cpu = num(p, "nginx_cpu_s")
+        else:
+            recs = num(p, "accepted", 0)
+            cpu = num(p, "ingest_cpu_s") + num(p, "shipper_cpu_s")
+        written = num(p, "lines", recs)
+        p["records_per_s"] = recs / dur if dur > 0 else float("nan")
+        p["requests_per_s"] = ok / dur if dur > 0 else float("nan")
+        p["cpu_s_per_mrec"] = cpu / written * 1e6 if written > 0 else float("nan")
+    return p
+
+
+def busy(p, which):
+    """'97 (2)': % of the load's time the core was busy, and % taken by other processes."""
+    if not p or which + "_busy_pct" not in p:
+        return "–"
+    if which == "svc":
+        return "%s (%s)" % (p["svc_busy_pct"], p.get("svc_other_pct", "?"))
+    lw, task, gen = num(p, "load_window_s"), num(p, "load_task_pct"), num(p, "loadgen_cpu_s")
+    if lw > 0 and task == task and gen == gen:
+        return "%s (%.0f)" % (p["load_busy_pct"], max(0.0, task - 100 * gen / lw))
+    return p[which + "_busy_pct"]
+
+
+def check_text(p):
+    if p.get("server") != "tlm" or "check" not in p:
+        return "–"
+    extra = int(num(p, "extra_batches", 0)) * int(num(p, "batch", 0))
+    s = "%s: %s lines = %s acked" % (p["check"], fmt_int(num(p, "lines")), fmt_int(num(p, "acked_records")))
+    if extra:
+        s += " + %s unacked*" % fmt_int(extra)
+    s += ", dup %d, lost %d" % (int(num(p, "dup_rids", 0)), int(num(p, "lost_batches", 0)))
+    return s
+
+
+README_START = "<!-- bench:start -->"
+README_END = "<!-- bench:end -->"
+
+
+def update_readme(path, lines, results_rel):
+    """Puts the tables between the README's bench markers (its "Performance" section).
+    Without both markers the README is left alone."""
+    try:
+        with open(path) as f:
+            text = f.read()
+    except OSError:
+        return
+    a, b = text.find(README_START), text.find(README_END)
+    if a < 0 or b < a:
+        sys.stderr.write("report: %s has no %s ... %s markers: not updated\n" % (path, README_START, README_END))
+        return
+    body = "\n".join(lines).replace("](latest.png)", "](%s/latest.png)" % results_rel)
+    body += "\n\nRaw figures: [%s/latest.csv](%s/latest.csv).\n" % (results_rel, results_rel)
+    text = text[:a + len(README_START)] + "\n" + body + "\n" + text[b:]
+    with open(path, "w") as f:
+        f.write(text)
+    sys.stderr.write("report: %s updated\n" % path)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--points", required=True)
+    ap.add_argument("--meta", required=True)
+    ap.add_argument("--results", required=True)
+    ap.add_argument("--readme", help="README whose <!-- bench:start --> ... <!-- bench:end --> part gets the tables")
+    a = ap.parse_args()
+    meta = read_kv(a.meta)
+    points = []
+    for path in sorted(glob.glob(os.path.join(a.points, "*.kv"))):
+        p = read_kv(path)
+        p["point"] = os.path.basename(path)[:-3]
+        points.append(derive(p))
+    os.makedirs(a.results, exist_ok=True)
+
+    # ---- CSV: every key of every point ----
+    lead = ["point", "kind", "server", "batch", "conns", "window", "records_per_s", "requests_per_s",
+            "p50_us", "p99_us", "cpu_s_per_mrec"]
+    keys = list(lead)
+    for p in points:
+        for k in p:
+            if k not in keys:
+                keys.append(k)
+    with open(os.path.join(a.results, "latest.csv"), "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(keys)
+        for p in points:
+            row = []
+            for k in keys:
+                v = p.get(k, "")
+                row.append(("%.1f" % v) if isinstance(v, float) else v)
+            w.writerow(row)
+
+    machine = "%s, %s cores, %s GiB, Linux %s, %s" % (meta.get("cpu", "?"), meta.get("cores", "?"),
+                                                       meta.get("mem_gib", "?"), meta.get("kernel", "?"),
+                                                       meta.get("os", "?"))
+    http = {(p["server"], int(num(p, "batch")), int(num(p, "conns"))): p for p in points if p.get("kind") == "http"}
+    ws = [p for p in points if p.get("kind") == "ws"]
+    idle = [p for p in points if p.get("kind") == "idle"]
+    stall = [p for p in points if p.get("kind") == "stall"]
+    js = next((p for p in points if p.get("kind") == "json"), None)
+    tlm_points = [p for p in points if p.get("server") == "tlm"]
+
+    L = []
+    L.append("# tlm bench: the latest `make bench`%s" % (" (quick)" if meta.get("quick") == "1" else ""))
+    L.append("")
+    body_from = len(L)
+    L.append("Run %s on %s; tlm %s; %s s a point; the service (both daemons, or nginx) pinned to core %s, "
+             "the load generator to core %s (taskset); loopback; load average %s at start, %s at the end. "
+             "Software: libwebsockets %s, jansson %s, wrk %s, nginx %s; daemons built `%s`."
+             % (meta.get("date"), machine, meta.get("git"), meta.get("seconds"), meta.get("svc_cpu"),
+                meta.get("load_cpu"), meta.get("loadavg_start"), meta.get("loadavg_end", "?"), meta.get("lws"),
+                meta.get("jansson"), meta.get("wrk"), meta.get("nginx"), meta.get("cflags")))
+    L.append("")
+    L.append("Batches: agent-desktop traces of about %s bytes (RFC 3339 ts, level, message, 4 contract "
+             "properties; bench/payload.py), a new batchId per request, %s bearer tokens in rotation. "
+             "CPU seconds and peak RSS of a point include the drain after the load (until the logshipper's "
+             "written counter stops moving); core busy shares cover the load only."
+             % (meta.get("record_bytes", "?"), meta.get("tokens")))
+    L.append("")
+    if http:
+        L.append("### HTTP batches (wrk, `POST /api/v1/telemetry`) against nginx `return 204`")
+        L.append("")
+        L.append("| batch | conns | tlm records/s | tlm req/s | tlm p50 ms | tlm p99 ms | nginx records/s "
+                 "| nginx req/s | nginx p50 ms | nginx p99 ms | tlm / nginx |")
+        L.append("|" + "---|" * 11)
+        pairs = sorted({(k[1], k[2]) for k in http})
+        for (b, c) in pairs:
+            t = http.get(("tlm", b, c), {})
+            n = http.get(("nginx", b, c), {})
+            ratio = num(t, "records_per_s") / num(n, "records_per_s") if n and t else float("nan")
+            L.append("| %d | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+                b, c, fmt_int(num(t, "records_per_s")), fmt_int(num(t, "requests_per_s")),
+                fmt(num(t, "p50_us") / 1000), fmt(num(t, "p99_us") / 1000),
+                fmt_int(num(n, "records_per_s")), fmt_int(num(n, "requests_per_s")),
+                fmt(num(n, "p50_us") / 1000), fmt(num(n, "p99_us") / 1000), fmt(ratio)))
+        L.append("")
+        L.append("![records/s by batch size](latest.png)")
+        L.append("")
+        L.append("Resources and delivery of the same points. Core busy: share of the load's time the core "
+                 "was busy; in brackets the share other processes of the machine took from it (noise: "
+                 "the figures of a point with a large one are low).")
+        L.append("")
+        L.append("| batch | conns | tlm CPU s per M records | nginx CPU s per M records | peak RSS ingest MB "
+                 "| peak RSS logshipper MB | service core busy % tlm / nginx | load core busy % tlm / nginx "
+                 "| lines written vs acked |")
+        L.append("|" + "---|" * 9)
+        for (b, c) in pairs:
+            t = http.get(("tlm", b, c), {})
+            n = http.get(("nginx", b, c), {})
+            L.append("| %d | %d | %s | %s | %s | %s | %s / %s | %s / %s | %s |" % (
+                b, c, fmt(num(t, "cpu_s_per_mrec")), fmt(num(n, "cpu_s_per_mrec")),
+                fmt(mb(num(t, "ingest_rss_peak_kb")), 1), fmt(mb(num(t, "shipper_rss_peak_kb")), 1),
+                busy(t, "svc"), busy(n, "svc"), busy(t, "load"), busy(n, "load"), check_text(t)))
+        L.append("")
+        L.append("Non-2xx answers: " + (", ".join("%s %s×%s: %s" % (k[0], k[1], k[2], p.get("non_ok_codes"))
+                                                for k, p in sorted(http.items())
+                                                if num(p, "non_ok", 0) > 0) or "none") +
+                 ". Socket errors: " + (", ".join("%s %s×%s: %s" % (k[0], k[1], k[2], p.get("errors_detail"))
+                                                  for k, p in sorted(http.items())
+                                                  if num(p, "errors", 0) > 0) or "none") + ".")
+        L.append("")
+        L.append("\\* unacked: batches written whose answer wrk never read (in flight when it stopped at the "
+                 "end of the point), or answered 503 after their records were admitted; never more than the "
+                 "requests sent and not acknowledged. `lost` counts acknowledged batches missing from stdout.")
+        L.append("")
+    if js:
+        t = http.get(("tlm", 100, 32), {})
+        frac = num(t, "records_per_s") / num(js, "records_per_s") if t else float("nan")
+        L.append("### Parse ceiling (jansson alone, bench/json_ceiling.c)")
+        L.append("")
+        L.append("| batch | body bytes | parses/s | records/s | MB/s | tlm HTTP 100 × 32 records/s | tlm / ceiling |")
+        L.append("|---|---|---|---|---|---|---|")
+        L.append("| %s | %s | %s | %s | %s | %s | %s |" % (
+            js.get("batch"), js.get("body_bytes"), fmt_int(num(js, "parses") / num(js, "seconds")),
+            fmt_int(num(js, "records_per_s")), js.get("mb_per_s"), fmt_int(num(t, "records_per_s")), fmt(frac)))
+        L.append("")
+    if ws:
+        L.append("### WebSocket stream (bench/ws_load.c, 100-record batches)")
+        L.append("")
+        L.append("| conns | window | records/s | batches/s | ack p50 ms | ack p99 ms | ack max ms | CPU s per M records "
+                 "| peak RSS ingest MB | peak RSS logshipper MB | lines written vs acked | errors / early closes "
+                 "| service core busy % | load core busy % |")
+        L.append("|" + "---|" * 14)
+        for p in ws:
+            L.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s / %s | %s | %s |" % (
+                p.get("conns"), p.get("window"), fmt_int(num(p, "records_per_s")), fmt_int(num(p, "requests_per_s")),
+                fmt(num(p, "p50_us") / 1000), fmt(num(p, "p99_us") / 1000), fmt(num(p, "max_us") / 1000),
+                fmt(num(p, "cpu_s_per_mrec")), fmt(mb(num(p, "ingest_rss_peak_kb")), 1),
+                fmt(mb(num(p, "shipper_rss_peak_kb")), 1), check_text(p), p.get("non_ok"), p.get("closed_early"),
+                busy(p, "svc"), busy(p, "load")))
+        L.append("")
+    if idle:
+        L.append("### Idle WebSockets (authenticated, then silent)")
+        L.append("")
+        L.append("| connections | authenticated | ws sessions (metric) | connect + auth s | ingest RSS before MB "
+                 "| after MB | growth MB | per connection KB | logshipper RSS MB |")
+        L.append("|---|---|---|---|---|---|---|---|---|")
+        for p in idle:
+            b, a_ = num(p, "ingest_rss_before_kb"), num(p, "ingest_rss_after_kb")
+            L.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+                fmt_int(num(p, "conns")), fmt_int(num(p, "authed")), p.get("ws_sessions", "–"), p.get("connect_s"),
+                fmt(mb(b), 1), fmt(mb(a_), 1), fmt(mb(a_ - b), 1), fmt((a_ - b) / num(p, "conns"), 2),
+                fmt(mb(num(p, "shipper_rss_after_kb")), 1)))
+        L.append("")
+    if stall:
+        L.append("### Memory under stall (logshipper stdout blocked)")
+        L.append("")
+        L.append("| load | stdout blocked s | answers "
+                 "| peak RSS ingest MB | ingest bound MB | peak RSS logshipper MB | logshipper bound MB | lines written vs acked |")
+        L.append("|---|---|---|---|---|---|---|---|")
+        for p in stall:
+            L.append("| %s records × %s conns, %s s | %s | %s × 202, %s | %s | %s (TELEMETRY_BUFFER_MAX_BYTES; "
+                     "TELEMETRY_TRACES_THRESHOLD %s records) | %s | %s (TELEMETRY_SHIPPER_BUFFER_BYTES) | %s |" % (
+                         p.get("batch"), p.get("conns"), p.get("load_s"), p.get("stall_s"), fmt_int(num(p, "ok")),
+                         p.get("non_ok_codes"),
+                         fmt(mb(num(p, "ingest_rss_peak_kb")), 1), fmt(num(p, "buffer_max_bytes") / 1048576, 0),
+                         p.get("traces_threshold"), fmt(mb(num(p, "shipper_rss_peak_kb")), 1),
+                         fmt(num(p, "shipper_buffer_bytes") / 1048576, 0), check_text(p)))
+        L.append("")
+    if tlm_points:
+        per = [num(p, "gauth_calls_per_token") for p in tlm_points if "gauth_calls_per_token" in p]
+        mx = [num(p, "gauth_calls_per_token_max") for p in tlm_points if "gauth_calls_per_token_max" in p]
+        calls = sum(num(p, "gauth_userinfo_calls", 0) for p in tlm_points)
+        reqs = sum(num(p, "ok", 0) for p in tlm_points if p.get("kind") in ("http", "stall", "ws"))
+        L.append("### Auth cache")
+        L.append("")
+        L.append("Each tlm point ran a fresh ingest with %s tokens in rotation. GAuth userinfo calls per distinct "
+                 "token and ingest lifetime (the double's /__stats): mean %s, max %s, over %d points; %s calls in all "
+                 "for %s acknowledged batches and %s WebSocket authentications."
+                 % (meta.get("tokens"), fmt(sum(per) / len(per) if per else float("nan")),
+                    fmt_int(max(mx) if mx else float("nan")), len(per), fmt_int(calls), fmt_int(reqs),
+                    fmt_int(sum(num(p, "authed", 0) for p in tlm_points))))
+        L.append("")
+
+    # ---- targets ----
+    T = []
+
+    def target(name, measured, goal, met):
+        T.append("| %s | %s | %s | %s |" % (name, measured, goal, "–" if met is None else ("yes" if met else "**no**")))
+
+    def have(x):
+        return x == x
+
+    t100 = http.get(("tlm", 100, 32), {})
+    r = num(t100, "records_per_s")
+    if t100:
+        target("HTTP 100-record batches, 32 conns", fmt_int(r) + " records/s", "≥ 200 000", r >= 200000)
+    def nginx_p99(b, c):
+        n = http.get(("nginx", b, c))
+        return " (nginx p99 %s ms)" % fmt(num(n, "p99_us") / 1000) if n else ""
+
+    t1 = http.get(("tlm", 100, 1), {})
+    if t1:
+        v = num(t1, "p99_us") / 1000
+        target("HTTP 100-record batch, 1 conn, p99", fmt(v) + " ms" + nginx_p99(100, 1), "≤ 1 ms", v <= 1.0)
+    for c in (32, 256):
+        t = http.get(("tlm", 100, c), {})
+        if t:
+            p50, p99 = num(t, "p50_us"), num(t, "p99_us")
+            target("HTTP 100-record batches, %d conns, p99 / p50" % c, "%s / %s ms = %s" % (
+                fmt(p99 / 1000), fmt(p50 / 1000), fmt(p99 / p50 if p50 else float("nan"))) + nginx_p99(100, c),
+                "≤ 1.5", p99 <= 1.5 * p50)
+    t256 = http.get(("tlm", 100, 256), {})
+    if t100 and t256:
+        v = num(t256, "records_per_s") / r
+        target("HTTP 100-record batches, 256 conns vs 32", fmt(v * 100, 0) + " %", "≥ 90 %", v >= 0.9)
+    tr = http.get(("tlm", 1, 32), {})
+    if tr:
+        v = num(tr, "requests_per_s")
+        target("HTTP 1-record batches, 32 conns", fmt_int(v) + " req/s", "≥ 60 000", v >= 60000)
+    if js and t100:
+        v = r / num(js, "records_per_s")
+        target("tlm / jansson parse ceiling (100 × 32)", fmt(v), "≥ 0.65", v >= 0.65)
+    w64 = next((p for p in ws if p.get("conns") == "64" and p.get("window") == "8"), None)
+    if w64 and t100:
+        v = num(w64, "records_per_s")
+        target("WS 64 conns, window 8, 100-record batches", fmt_int(v) + " records/s",
+               "≥ HTTP figure (%s)" % fmt_int(r), v >= r)
+    i10 = next((p for p in idle if p.get("conns") == "10000"), None)
+    if i10:
+        g = mb(num(i10, "ingest_rss_after_kb") - num(i10, "ingest_rss_before_kb"))
+        target("10 000 idle WebSockets, ingest RSS growth", fmt(g, 1) + " MB", "≤ 32 MB", g <= 32)
+    for p in stall:
+        bi = num(p, "buffer_max_bytes") / 1048576
+        bs = num(p, "shipper_buffer_bytes") / 1048576
+        vi, vs = mb(num(p, "ingest_rss_peak_kb")), mb(num(p, "shipper_rss_peak_kb"))
+        target("stall: ingest peak RSS", fmt(vi, 1) + " MB", "≤ %s + 32 MB" % fmt(bi, 0), vi <= bi + 32)
+        target("stall: logshipper peak RSS", fmt(vs, 1) + " MB", "≤ %s + 32 MB" % fmt(bs, 0), vs <= bs + 32)
+    checks = [p for p in points if "check" in p]
+    bad = [p["point"] for p in checks if p["check"] != "ok"]
+    target("lines written = records acked, no duplicate rid (every tlm point)",
+           "%d of %d points ok" % (len(checks) - len(bad), len(checks)) + ("; failed: " + ", ".join(bad) if bad else ""),
+           "all", not bad)
+    if T:
+        L.append("### Targets (printed, not asserted)")
+        L.append("")
+        L.append("Latency percentiles on a machine shared with other work move with that work: nginx's p99 "
+                 "at the same point shows how much of a p99 is the machine's.")
+        L.append("")
+        L.append("| target | measured | goal | met |")
+        L.append("|---|---|---|---|")
+        L.extend(T)
+        L.append("")
+
+    md = "\n".join(L)
+    with open(os.path.join(a.results, "latest.md"), "w") as f:
+        f.write(md)
+    sys.stdout.write(md)
+    if a.readme:
+        update_readme(a.readme, L[body_from:], os.path.relpath(a.results, os.path.dirname(os.path.abspath(a.readme))))
+
+    # ---- chart ----
+    if http:
+        dat = os.path.join(a.results, "latest.dat")
+        cols = set()
+        with open(dat, "w") as f:
+            f.write("# batch tlm_c1 tlm_c32 tlm_c256 nginx_c1 nginx_c32 nginx_c256 (records/s)\n")
+            for b in sorted({k[1] for k in http}):
+                row = [str(b)]
+                for s in ("tlm", "nginx"):
+                    for c in (1, 32, 256):
+                        v = num(http.get((s, b, c), {}), "records_per_s")
+                        row.append("NaN" if v != v else "%.0f" % v)
+                        if v == v:
+                            cols.add(len(row))
+                f.write(" ".join(row) + "\n")
+        title = "%s; %s cores; %s; tlm %s" % (meta.get("cpu", "?"), meta.get("cores", "?"), meta.get("date", "?"),
+                                               meta.get("git", "?"))
+        title = title.replace("'", "")
+        here = os.path.dirname(os.path.abspath(__file__))
+        try:
+            subprocess.run(["gnuplot", "-e", "data='%s'; out='%s'; machine='%s'; cols='%s'" % (
+                dat, os.path.join(a.results, "latest.png"), title, " ".join(str(c) for c in sorted(cols))), os.path.join(here, "plot.gnuplot")],
+                check=True)
+        except (OSError, subprocess.CalledProcessError) as e:
+            sys.stderr.write("report: gnuplot failed: %s\n" % e)
+            return 1
+        os.remove(dat)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
