@@ -30,7 +30,7 @@ LIB_INGEST  := $(BUILD)/libtlmingest.a
 LIB_SHIPPER := $(BUILD)/libtlmshipper.a
 UNIT_BINS   := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 
-.PHONY: all deps run test unit e2e asan fuzz fuzz-build bench images clean config-table
+.PHONY: all deps run test unit e2e asan memcheck fuzz fuzz-build bench images clean config-table
 all: $(BUILD)/tlm-ingest $(BUILD)/tlm-logshipper
 
 $(BUILD)/obj/%.o: %.c
@@ -99,6 +99,10 @@ fuzz: fuzz-build
 	@for src in $(FUZZ_SRCS); do n=$$(basename $$src .c); c=$$(dirname $$src)/fuzz_corpus_$${n#fuzz_}; \
 	  mkdir -p build/fuzz/out-$$n; echo "== $$n ($(FUZZ_SECONDS) s, corpus $$c)"; \
 	  build/fuzz/$$n -max_total_time=$(FUZZ_SECONDS) -max_len=70000 build/fuzz/out-$$n $$c || exit 1; done
+
+# Unit and end-to-end suites under ASan+UBSan, and the smoke suite under valgrind memcheck.
+memcheck: all
+	@tests/memcheck.sh
 
 config-table: $(BUILD)/tlm-ingest
 	@$(BUILD)/tlm-ingest --print-config

@@ -2,6 +2,7 @@
  * struct. A POST is answered 202 only after the logshipper acked every accepted record. */
 #include "http_api.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -32,6 +33,7 @@ struct http_session {
     int cors_ok;           /* add CORS headers to the answer */
     struct pipeline_waiter pw;
     lws_sorted_usec_list_t ack_sul;
+    lws_sorted_usec_list_t body_sul; /* the whole body must arrive within TELEMETRY_IDLE_TIMEOUT */
     /* the answer */
     int status;            /* 0 while not decided */
     int close_after;
@@ -92,6 +94,7 @@ static void request_end(struct http_session *s)
         auth_cancel(in->auth, &s->aw);
     pipeline_unwait(&in->pipe, &s->pw);
     lws_sul_cancel(&s->ack_sul);
+    lws_sul_cancel(&s->body_sul);
     gzip_body_free(&s->gz);
     if (s->active) {
         s->active = 0;
@@ -317,6 +320,17 @@ static void start_auth(struct http_session *s)
     explicit_bzero(authz, used); /* the token does not outlive this function */
 }
 
+/* A body sent slowly (slowloris) is cut off whatever its pace: lws's own timeout restarts
+ * with every chunk. */
+static void on_body_timeout(lws_sorted_usec_list_t *sul)
+{
+    struct http_session *s = lws_container_of(sul, struct http_session, body_sul);
+    if (s->body_done || s->status)
+        return;
+    s->close_after = 1;
+    respond_error(s, 408, "request_timeout", "the body did not arrive within TELEMETRY_IDLE_TIMEOUT");
+}
+
 static int media_type_is_json(const char *ct)
 {
     while (*ct == ' ')
@@ -342,12 +356,23 @@ static void start_telemetry_post(struct http_session *s)
         return;
     }
     s->gzip = n > 0 && !strcasecmp(ce, "gzip");
-    n = header_copy(s->wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH, cl, sizeof(cl));
-    long long clen = n > 0 ? strtoll(cl, NULL, 10) : -1;
-    if (clen < 0 && lws_hdr_total_length(s->wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0) {
+    /* exactly one plain Content-Length and no Transfer-Encoding: anything else could make
+     * this server and a proxy in front of it disagree on where the body ends */
+    if (lws_hdr_total_length(s->wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0) {
         s->close_after = 1;
         respond_error(s, 411, "length_required", "send the body with a Content-Length (chunked bodies are not accepted)");
         return;
+    }
+    n = header_copy(s->wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH, cl, sizeof(cl));
+    long long clen = -1;
+    if (n > 0) {
+        char *endp;
+        clen = strtoll(cl, &endp, 10);
+        if (*endp || !isdigit((unsigned char)cl[0]) || clen < 0) {
+            s->close_after = 1;
+            respond_error(s, 400, "invalid_request", "Content-Length must be one decimal number");
+            return;
+        }
     }
     if (clen > in->cfg.max_body_bytes) {
         s->close_after = 1;
@@ -372,10 +397,22 @@ static void start_telemetry_post(struct http_session *s)
     else if (clen > 0 && buf_reserve(&s->body, (size_t)clen)) /* one allocation, no regrowth copies */
         s->body.oom = 0;
     start_auth(s);
+    lws_sul_schedule(in->ctx, 0, &s->body_sul, on_body_timeout, (lws_usec_t)in->cfg.idle_timeout_s * 1000000);
     if (clen <= 0) { /* no body will follow */
         s->body_done = 1;
         process_batch(s);
     }
+}
+
+/* A request pipelined behind one still waiting for its answer: not supported (lws 4.1 cannot
+ * hold it back), so the connection is closed; the client retries both. */
+static void pipelined_close(struct http_session *s)
+{
+    log_api(LOG_INFO, "pipelined request behind an unanswered one: closing the connection");
+    s->in->n.pipelined_closed++;
+    request_end(s);
+    s->status = 0;
+    s->route = ROUTE_NONE;
 }
 
 static int on_http(struct http_session *s, const char *uri)
@@ -406,6 +443,10 @@ static int on_http(struct http_session *s, const char *uri)
         respond_error(s, 503, "shutting_down", "this instance is shutting down; retry");
         return 0;
     }
+    /* Only POST /api/v1/telemetry keeps the connection: lws 4.1 wedges on a request that was
+     * pipelined behind another and then waits for its answer (SECURITY.md, known limits),
+     * so every other answer closes and nothing can be queued behind it. */
+    s->close_after = !(method == LWSHUMETH_POST && !strcmp(uri, "/api/v1/telemetry"));
     if (!strcmp(uri, "/health/live") || !strcmp(uri, "/health/ready")) {
         if (method != LWSHUMETH_GET && method != LWSHUMETH_HEAD) {
             s->allow = "GET, HEAD";
@@ -533,20 +574,64 @@ int http_api_confirm_upgrade(struct lws *wsi)
     return 0;
 }
 
+/* TELEMETRY_MAX_CONNECTIONS: accepted client connections are marked and counted; one past
+ * the bound is closed at accept. The mark (lws's opaque pointer) travels with the wsi
+ * through a WebSocket upgrade, so the count falls wherever the connection ends. */
+static const char connection_mark = 1;
+
+int http_api_connection_event(struct lws *wsi, enum lws_callback_reasons reason)
+{
+    struct ingest *in = lws_get_vhost(wsi) ? ingest_of(wsi) : NULL;
+    if (!in)
+        return 0;
+    switch (reason) {
+    case LWS_CALLBACK_FILTER_NETWORK_CONNECTION:
+        if (in->connections >= in->cfg.max_connections) {
+            in->n.connections_refused++;
+            return 1;
+        }
+        return 0;
+    case LWS_CALLBACK_SERVER_NEW_CLIENT_INSTANTIATED:
+        if (lws_get_opaque_user_data(wsi) == NULL) {
+            lws_set_opaque_user_data(wsi, (void *)&connection_mark);
+            in->connections++;
+        }
+        return 0;
+    case LWS_CALLBACK_WSI_DESTROY:
+        if (lws_get_opaque_user_data(wsi) == &connection_mark) {
+            lws_set_opaque_user_data(wsi, NULL);
+            in->connections--;
+        }
+        return 0;
+    default:
+        return 0;
+    }
+}
+
 static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
 {
     struct http_session *s = user;
     switch (reason) {
     case LWS_CALLBACK_HTTP:
+        if (s->active) { /* the previous request on this connection is not answered yet */
+            pipelined_close(s);
+            return -1;
+        }
         s->wsi = wsi;
         s->in = ingest_of(wsi);
         return on_http(s, in);
     case LWS_CALLBACK_HTTP_BODY:
         return on_body(s, in, len);
     case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+        lws_sul_cancel(&s->body_sul);
         if (s->route == ROUTE_TELEMETRY && !s->status) {
             s->body_done = 1;
             process_batch(s);
+        } else if (s->body_done) {
+            /* lws 4.1 delivers a body again when the next request was pipelined behind it
+             * while this one waits for its ack: drop the connection rather than loop */
+            pipelined_close(s);
+            return -1;
         }
         return 0;
     case LWS_CALLBACK_HTTP_WRITEABLE:
@@ -561,6 +646,10 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void
         return 0;
     case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
         return http_api_confirm_upgrade(wsi);
+    case LWS_CALLBACK_FILTER_NETWORK_CONNECTION:
+    case LWS_CALLBACK_SERVER_NEW_CLIENT_INSTANTIATED:
+    case LWS_CALLBACK_WSI_DESTROY:
+        return http_api_connection_event(wsi, reason);
     case LWS_CALLBACK_EVENT_WAIT_CANCELLED: {
         struct ingest *ing = lws_get_vhost_user(lws_get_vhost(wsi));
         if (ing && ing->auth)

@@ -27,7 +27,7 @@ struct ingest_counters {
     uint64_t records_rejected[REJ_NCODES];
     uint64_t records_truncated, properties_dropped;
     uint64_t batches, batches_gzip, bytes_received, bytes_inflated;
-    uint64_t pipeline_full, ack_timeouts;
+    uint64_t pipeline_full, ack_timeouts, pipelined_closed, connections_refused;
     uint64_t ack_latency_buckets[ACK_BUCKETS + 1];
     double ack_latency_sum;
     uint64_t ack_latency_count;
@@ -53,6 +53,7 @@ struct ingest {
     int inflight;                    /* requests started and not answered */
     struct ws_session *ws_sessions;  /* open WebSocket sessions */
     int ws_count;
+    long long connections;           /* open client connections (TELEMETRY_MAX_CONNECTIONS) */
     int64_t started_us;
     struct buf stats_text;
 };

@@ -159,6 +159,9 @@ int main(int argc, char **argv)
     memset(&info, 0, sizeof(info));
     info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS | LWS_SERVER_OPTION_DISABLE_IPV6;
     info.fd_limit_per_thread = (unsigned)in.cfg.max_connections + 64;
+    /* header limits are context-wide in lws 4.1 */
+    info.max_http_header_data = (unsigned short)(in.cfg.max_header_bytes > 65535 ? 65535 : in.cfg.max_header_bytes);
+    info.timeout_secs_ah_idle = (unsigned)in.cfg.idle_timeout_s;
     in.ctx = lws_create_context(&info);
     if (!in.ctx) {
         log_app(LOG_ERROR, "cannot create the event loop");
@@ -185,6 +188,7 @@ int main(int argc, char **argv)
     info.max_http_header_data = (unsigned short)(in.cfg.max_header_bytes > 65535 ? 65535 : in.cfg.max_header_bytes);
     info.timeout_secs = (unsigned)in.cfg.idle_timeout_s;
     info.keepalive_timeout = (int)in.cfg.idle_timeout_s;
+    info.timeout_secs_ah_idle = (unsigned)in.cfg.idle_timeout_s; /* headers sent slowly */
     info.options = LWS_SERVER_OPTION_DISABLE_IPV6;
     in.vh = lws_create_vhost(in.ctx, &info);
     if (!in.vh) {
@@ -263,8 +267,11 @@ int main(int argc, char **argv)
     lws_sul_cancel(&in.flush_sul);
     auth_free(in.auth);
     in.auth = NULL;
-    lws_context_destroy(in.ctx);
+    /* timers of the link live in our memory: take them off the loop before it is destroyed
+     * (destroying the context may close the link and would schedule a reconnect) */
+    in.link.closing = 1;
     shipper_link_free(&in.link);
+    lws_context_destroy(in.ctx);
     pipeline_free(&in.pipe);
     sessions_free(&in.sessions);
     pipeline_batch_free(&in.batch);

@@ -118,6 +118,9 @@ void ingest_render_stats(struct ingest *in, struct buf *o)
     counter(o, "tlm_pipeline_frames_total", "Frames closed and sent to the logshipper.", (double)in->pipe.frames_closed);
     counter(o, "tlm_pipeline_records_acked_total", "Records the logshipper confirmed written.", (double)in->pipe.records_acked);
     counter(o, "tlm_link_frames_resent_total", "Frames sent again after a reconnect.", (double)in->link.frames_resent);
+    gauge(o, "tlm_connections", "Open client connections of the ingest.", (double)in->connections);
+    counter(o, "tlm_connections_refused_total", "Connections closed at accept: TELEMETRY_MAX_CONNECTIONS reached.",
+            (double)in->n.connections_refused);
     gauge(o, "tlm_ws_sessions", "Open WebSocket connections.", (double)in->ws_count);
     gauge(o, "tlm_sessions_active", "Authenticated sessions counted against TELEMETRY_MAX_SESSION.",
           (double)sessions_active(&in->sessions, lws_now_usecs()));

@@ -447,6 +447,10 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
     switch (reason) {
     case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE: /* lws asks the protocol the upgrade goes to */
         return http_api_confirm_upgrade(wsi);
+    case LWS_CALLBACK_FILTER_NETWORK_CONNECTION: /* lws sends these to the default protocol */
+    case LWS_CALLBACK_SERVER_NEW_CLIENT_INSTANTIATED:
+    case LWS_CALLBACK_WSI_DESTROY:
+        return http_api_connection_event(wsi, reason);
     case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
         memset(s, 0, sizeof(*s));
         s->wsi = wsi;

@@ -67,7 +67,11 @@ struct link_server {
     uint64_t stats_serial;
     struct link_server_stats st;
     lws_sorted_usec_list_t accept_sul; /* re-enables accept after EMFILE */
+    lws_sorted_usec_list_t check_sul;  /* is the socket file still ours? */
+    int stopped;                       /* stop_listening was called: do not bind again */
 };
+
+#define LINK_SOCKET_CHECK_US (1000 * 1000)
 
 /* ---- the listening socket ---- */
 
@@ -605,6 +609,56 @@ const struct lws_protocols link_server_link_protocol = {"tlm-link", link_cb, 0, 
 
 /* ---- the server ---- */
 
+/* Binds the socket file and adds it to the loop. 0, or -1 with err. */
+static int listen_start(struct link_server *ls, char *err, size_t errlen)
+{
+    ls->listen_fd = listen_socket(ls, ls->path, err, errlen);
+    if (ls->listen_fd < 0)
+        return -1;
+    lws_adopt_desc_t ad;
+    memset(&ad, 0, sizeof(ad));
+    ad.vh = ls->vh;
+    ad.type = LWS_ADOPT_RAW_FILE_DESC;
+    ad.fd.filefd = ls->listen_fd;
+    ad.vh_prot_name = link_server_listen_protocol.name;
+    ad.opaque = ls;
+    ls->listen_wsi = lws_adopt_descriptor_vhost_via_info(&ad);
+    if (!ls->listen_wsi) {
+        snprintf(err, errlen, "TELEMETRY_SOCKET: cannot add %s to the event loop", ls->path);
+        ls->listen_fd = -1; /* lws closed it */
+        unlink(ls->path);
+        return -1;
+    }
+    return 0;
+}
+
+/* The socket file can be removed or replaced under a running logshipper (a cleanup script,
+ * an emptyDir mishap): an ingest could then never reach it again. Checked every second,
+ * and bound again when it is no longer the file this process listens on. */
+static void check_socket_cb(lws_sorted_usec_list_t *sul)
+{
+    struct link_server *ls = lws_container_of(sul, struct link_server, check_sul);
+    struct stat st;
+    if (ls->listen_wsi &&
+        (stat(ls->path, &st) != 0 || st.st_dev != ls->sock_dev || st.st_ino != ls->sock_ino)) {
+        char err[256];
+        log_app(LOG_WARN, "the socket file %s was removed or replaced: binding it again", ls->path);
+        lws_set_opaque_user_data(ls->listen_wsi, NULL);
+        lws_set_timeout(ls->listen_wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+        ls->listen_wsi = NULL;
+        ls->listen_fd = -1;
+        if (listen_start(ls, err, sizeof(err)))
+            log_app(LOG_ERROR, "%s", err);
+        else
+            ls->st.socket_rebinds++;
+    } else if (!ls->listen_wsi && !ls->stopped) {
+        char err[256];
+        if (listen_start(ls, err, sizeof(err)) == 0)
+            log_app(LOG_INFO, "listening for the ingest on %s again", ls->path);
+    }
+    lws_sul_schedule(ls->ctx, 0, &ls->check_sul, check_socket_cb, LINK_SOCKET_CHECK_US);
+}
+
 struct link_server *link_server_new(struct lws_context *ctx, struct lws_vhost *vh, const char *path,
                                     struct writer *w, char *err, size_t errlen)
 {
@@ -618,28 +672,12 @@ struct link_server *link_server_new(struct lws_context *ctx, struct lws_vhost *v
     ls->vh = vh;
     ls->writer = w;
     ls->instance_id = hash_random_u64();
-    ls->listen_fd = listen_socket(ls, path, err, errlen);
-    if (ls->listen_fd < 0) {
+    if (listen_start(ls, err, errlen)) {
         free(ls->path);
         free(ls);
         return NULL;
     }
-    lws_adopt_desc_t ad;
-    memset(&ad, 0, sizeof(ad));
-    ad.vh = vh;
-    ad.type = LWS_ADOPT_RAW_FILE_DESC;
-    ad.fd.filefd = ls->listen_fd;
-    ad.vh_prot_name = link_server_listen_protocol.name;
-    ad.opaque = ls;
-    ls->listen_wsi = lws_adopt_descriptor_vhost_via_info(&ad);
-    if (!ls->listen_wsi) {
-        snprintf(err, errlen, "TELEMETRY_SOCKET: cannot add %s to the event loop", path);
-        close(ls->listen_fd);
-        unlink(path);
-        free(ls->path);
-        free(ls);
-        return NULL;
-    }
+    lws_sul_schedule(ctx, 0, &ls->check_sul, check_socket_cb, LINK_SOCKET_CHECK_US);
     log_app(LOG_INFO, "listening for the ingest on %s", path);
     return ls;
 }
@@ -648,6 +686,7 @@ void link_server_free(struct link_server *ls)
 {
     if (!ls)
         return;
+    lws_sul_cancel(&ls->check_sul);
     free(ls->path);
     free(ls);
 }
@@ -664,7 +703,9 @@ void link_server_pause(struct link_server *ls, int paused)
 
 void link_server_stop_listening(struct link_server *ls)
 {
+    ls->stopped = 1;
     lws_sul_cancel(&ls->accept_sul);
+    lws_sul_cancel(&ls->check_sul);
     if (ls->listen_wsi) {
         lws_set_opaque_user_data(ls->listen_wsi, NULL);
         lws_set_timeout(ls->listen_wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);

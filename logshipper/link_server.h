@@ -19,6 +19,7 @@ struct link_server_stats {
     uint64_t acks;                  /* ACK frames sent */
     uint64_t connections;           /* links accepted since start */
     uint64_t protocol_errors;       /* links closed with BYE reason 1 or 2 */
+    uint64_t socket_rebinds;   /* socket file bound again after it was removed or replaced */
 };
 
 struct link_server;

@@ -19,7 +19,10 @@
 SUITES=(
     "alerts|tests/alerts.sh"
     "fuzz|tests/fuzz-smoke.sh"
-    "e2e|eval \"/usr/bin/python3 -m pytest -q e2e/ -p no:cacheprovider -rfEs \${TLM_PYTEST_ARGS:-}\""
+    "e2e|eval \"/usr/bin/python3 -m pytest -q e2e/ -p no:cacheprovider -rfEs --ignore=e2e/test_faults.py --ignore=e2e/test_hostile.py \${TLM_PYTEST_ARGS:-}\""
+    "faults|/usr/bin/python3 -m pytest -q e2e/test_faults.py -p no:cacheprovider -rfEs"
+    "hostile|/usr/bin/python3 -m pytest -q e2e/test_hostile.py -p no:cacheprovider -rfEs"
+    "memcheck|tests/memcheck.sh"
     "deploy-validate|deploy/validate.sh"
     "podman-smoke|deploy/podman/smoke.sh"
 )
