@@ -35,6 +35,8 @@ void envelope_init(struct envelope *e, const struct tlm_config *cfg)
     buf_init(&e->line);
     buf_init(&e->ident);
     buf_init(&e->repaired);
+    hash_random_key(&e->rand_key0);
+    hash_random_key(&e->rand_key1);
     size_t n = json_array_size(cfg->contracts);
     e->allow = calloc(n ? n : 1, sizeof(*e->allow));
     for (size_t i = 0; e->allow && i < n; i++) {
@@ -406,8 +408,10 @@ static void make_rid_base(struct envelope *e, const struct envelope_identity *id
         h1 = hash_siphash(&e->rid_key1, b.p ? b.p : "", b.len);
         buf_free(&b);
     } else {
-        h0 = hash_random_u64();
-        h1 = hash_random_u64();
+        /* a keyed hash of a counter: unique and unpredictable without a syscall per batch */
+        e->rid_counter++;
+        h0 = hash_siphash(&e->rand_key0, &e->rid_counter, sizeof(e->rid_counter));
+        h1 = hash_siphash(&e->rand_key1, &e->rid_counter, sizeof(e->rid_counter));
     }
     snprintf(out, 33, "%016llx%016llx", (unsigned long long)h0, (unsigned long long)h1);
 }

@@ -59,6 +59,8 @@ struct contract_allow {
 struct envelope {
     const struct tlm_config *cfg;
     struct hash_key rid_key0, rid_key1; /* fixed: rids are stable across restarts and pods */
+    struct hash_key rand_key0, rand_key1; /* random per process: rids of batches without batchId */
+    uint64_t rid_counter;
     struct buf line;
     struct buf ident;            /* per batch: ,"appName":..,"tenantName":..,"contactCenterId":..,"user":.. */
     char received[32];           /* per batch: the receivedAt text */
