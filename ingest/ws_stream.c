@@ -10,7 +10,7 @@
 #include "../common/jsonl.h"
 #include "../common/log.h"
 #include "cors.h"
-#include "http_api.h"
+#include "admission.h"
 #include "ingest.h"
 
 #define WS_CLOSE_TRY_AGAIN_LATER ((enum lws_close_status)1013) /* RFC 6455 registry; lws 4.1 has no name */
@@ -446,11 +446,11 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
     struct ws_session *s = user;
     switch (reason) {
     case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE: /* lws asks the protocol the upgrade goes to */
-        return http_api_confirm_upgrade(wsi);
+        return admission_confirm_upgrade(wsi);
     case LWS_CALLBACK_FILTER_NETWORK_CONNECTION: /* lws sends these to the default protocol */
     case LWS_CALLBACK_SERVER_NEW_CLIENT_INSTANTIATED:
     case LWS_CALLBACK_WSI_DESTROY:
-        return http_api_connection_event(wsi, reason);
+        return admission_connection_event(wsi, reason);
     case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
         memset(s, 0, sizeof(*s));
         s->wsi = wsi;
