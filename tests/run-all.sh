@@ -18,6 +18,7 @@
 # Suites after the unit binaries, in order: "name|command". Add new suites here.
 SUITES=(
     "alerts|tests/alerts.sh"
+    "docs|tests/docs-sync.sh"
     "fuzz|tests/fuzz-smoke.sh"
     "e2e|eval \"/usr/bin/python3 -m pytest -q e2e/ -p no:cacheprovider -rfEs --ignore=e2e/test_faults.py --ignore=e2e/test_hostile.py \${TLM_PYTEST_ARGS:-}\""
     "faults|/usr/bin/python3 -m pytest -q e2e/test_faults.py -p no:cacheprovider -rfEs"
