@@ -63,6 +63,37 @@ static inline size_t plain_run(const unsigned char *p, const unsigned char *end)
     return (size_t)(p - s);
 }
 
+/* Length of the valid UTF-8 sequence at p, or 0 with *bad set to the length of the invalid
+ * maximal subpart to replace (Unicode's "U+FFFD substitution of maximal subparts"). */
+static size_t utf8_seq(const unsigned char *p, const unsigned char *end, size_t *bad)
+{
+    unsigned c = p[0], need, lo = 0x80, hi = 0xbf;
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xc2 && c <= 0xdf)
+        need = 1;
+    else if (c >= 0xe0 && c <= 0xef) {
+        need = 2;
+        lo = c == 0xe0 ? 0xa0 : 0x80;
+        hi = c == 0xed ? 0x9f : 0xbf;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        need = 3;
+        lo = c == 0xf0 ? 0x90 : 0x80;
+        hi = c == 0xf4 ? 0x8f : 0xbf;
+    } else {
+        *bad = 1;
+        return 0;
+    }
+    size_t i = 1;
+    for (; i <= need; i++) {
+        if (p + i >= end || (i == 1 ? (p[i] < lo || p[i] > hi) : (p[i] < 0x80 || p[i] > 0xbf))) {
+            *bad = i;
+            return 0;
+        }
+    }
+    return need + 1;
+}
+
 /* Writes the JSON form of the next non-plain unit at p (one escaped character, one valid
  * multi-byte character, or one invalid maximal subpart) into o (>= 6 bytes).
  * Returns the output length; *used receives the input bytes consumed. */
@@ -70,7 +101,6 @@ static inline size_t unit_escape(const unsigned char *p, const unsigned char *en
                                  size_t *used)
 {
     unsigned c = p[0];
-    size_t avail = (size_t)(end - p);
     if (c < 0x80) {
         *used = 1;
         switch (c) {
@@ -92,34 +122,12 @@ static inline size_t unit_escape(const unsigned char *p, const unsigned char *en
             return 6;
         }
     }
-    /* Multi-byte: need count of continuation bytes and the allowed range of the first. */
-    unsigned need, lo = 0x80, hi = 0xbf;
-    if (c >= 0xc2 && c <= 0xdf) {
-        need = 1;
-    } else if (c >= 0xe0 && c <= 0xef) {
-        need = 2;
-        if (c == 0xe0)
-            lo = 0xa0;
-        else if (c == 0xed)
-            hi = 0x9f;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-        need = 3;
-        if (c == 0xf0)
-            lo = 0x90;
-        else if (c == 0xf4)
-            hi = 0x8f;
-    } else {
-        goto bad1;
+    size_t bad = 0, n = utf8_seq(p, end, &bad);
+    if (!n) {
+        *used = bad; /* one invalid maximal subpart */
+        goto fffd;
     }
-    size_t i = 1;
-    for (; i <= need; i++) {
-        if (i >= avail)
-            goto badn;
-        unsigned b = p[i];
-        if (i == 1 ? (b < lo || b > hi) : (b < 0x80 || b > 0xbf))
-            goto badn;
-    }
-    *used = need + 1;
+    *used = n;
     if (c == 0xc2 && p[1] < 0xa0) { /* C1 control U+0080..U+009F */
         memcpy(o, "\\u00", 4);
         o[4] = jsonl_hex[p[1] >> 4];
@@ -131,13 +139,8 @@ static inline size_t unit_escape(const unsigned char *p, const unsigned char *en
         o[5] = p[2] == 0xa8 ? '8' : '9';
         return 6;
     }
-    memcpy(o, p, need + 1);
-    return need + 1;
-badn:
-    *used = i; /* lead plus the valid continuation bytes seen: one maximal subpart */
-    goto fffd;
-bad1:
-    *used = 1;
+    memcpy(o, p, n);
+    return n;
 fffd:
     o[0] = (char)0xef;
     o[1] = (char)0xbf;
@@ -419,37 +422,6 @@ int jsonl_parse_time(const char *s, size_t len, int64_t *epoch_ms)
     int64_t secs = days * 86400 + h * 3600 + mi * 60 + se - (int64_t)off * 60;
     *epoch_ms = secs * 1000 + frac;
     return 0;
-}
-
-/* Length of the valid UTF-8 sequence at p, or 0 with *bad set to the length of the invalid
- * maximal subpart to replace (Unicode's "U+FFFD substitution of maximal subparts"). */
-static size_t utf8_seq(const unsigned char *p, const unsigned char *end, size_t *bad)
-{
-    unsigned c = p[0], need, lo = 0x80, hi = 0xbf;
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xc2 && c <= 0xdf)
-        need = 1;
-    else if (c >= 0xe0 && c <= 0xef) {
-        need = 2;
-        lo = c == 0xe0 ? 0xa0 : 0x80;
-        hi = c == 0xed ? 0x9f : 0xbf;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-        need = 3;
-        lo = c == 0xf0 ? 0x90 : 0x80;
-        hi = c == 0xf4 ? 0x8f : 0xbf;
-    } else {
-        *bad = 1;
-        return 0;
-    }
-    size_t i = 1;
-    for (; i <= need; i++) {
-        if (p + i >= end || (i == 1 ? (p[i] < lo || p[i] > hi) : (p[i] < 0x80 || p[i] > 0xbf))) {
-            *bad = i;
-            return 0;
-        }
-    }
-    return need + 1;
 }
 
 int jsonl_utf8_repair(struct buf *out, const char *s, size_t len)

@@ -100,11 +100,11 @@ void envelope_result_reset(struct envelope_result *r)
 
 void envelope_result_free(struct envelope_result *r) { buf_free(&r->rejected); }
 
-static void fail(struct envelope_result *res, int status, const char *code, const char *fmt, const char *arg)
+static void fail(struct envelope_result *res, int status, const char *code, const char *message)
 {
     res->status = status;
     res->code = code;
-    snprintf(res->message, sizeof(res->message), fmt, arg);
+    snprintf(res->message, sizeof(res->message), "%s", message);
 }
 
 int envelope_depth_ok(const char *body, size_t len, long long max)
@@ -472,7 +472,7 @@ void envelope_process(struct envelope *e, const char *body, size_t len, const st
 {
     const struct tlm_config *cfg = e->cfg;
     if (!envelope_depth_ok(body, len, cfg->max_json_depth)) {
-        fail(res, 400, "too_deep", "JSON nesting is deeper than TELEMETRY_MAX_JSON_DEPTH%s", "");
+        fail(res, 400, "too_deep", "JSON nesting is deeper than TELEMETRY_MAX_JSON_DEPTH");
         return;
     }
     /* invalid UTF-8 in a client string is replaced, not a reason to lose the batch */
@@ -490,7 +490,7 @@ void envelope_process(struct envelope *e, const char *body, size_t len, const st
     }
     json_t *app = NULL, *batch_id = NULL, *env_props = NULL, *arrays[ENV_NKINDS];
     if (!json_is_object(root)) {
-        fail(res, 400, "invalid_envelope", "the body must be a JSON object%s", "");
+        fail(res, 400, "invalid_envelope", "the body must be a JSON object");
         goto done;
     }
     json_t *seq = json_object_get(root, "seq"); /* first: every answer of a stream names its batch */
@@ -500,24 +500,24 @@ void envelope_process(struct envelope *e, const char *body, size_t len, const st
     }
     app = json_object_get(root, "appName");
     if (!json_is_string(app) || json_string_length(app) == 0 || json_string_length(app) > 255) {
-        fail(res, 400, "invalid_envelope", "appName is required and must be a string of 1 to 255 bytes%s", "");
+        fail(res, 400, "invalid_envelope", "appName is required and must be a string of 1 to 255 bytes");
         goto done;
     }
     json_t *contract = config_contract(cfg, json_string_value(app), json_string_length(app));
     if (!contract) {
-        fail(res, 403, "unknown_app", "no contract for this appName%s", "");
+        fail(res, 403, "unknown_app", "no contract for this appName");
         goto done;
     }
     batch_id = json_object_get(root, "batchId");
     if (batch_id && !json_is_null(batch_id) && (!json_is_string(batch_id) || json_string_length(batch_id) > 128)) {
-        fail(res, 400, "invalid_envelope", "batchId must be a string of at most 128 bytes%s", "");
+        fail(res, 400, "invalid_envelope", "batchId must be a string of at most 128 bytes");
         goto done;
     }
     if (json_is_null(batch_id))
         batch_id = NULL;
     env_props = json_object_get(root, "properties");
     if (env_props && !json_is_null(env_props) && !json_is_object(env_props)) {
-        fail(res, 400, "invalid_envelope", "properties must be an object%s", "");
+        fail(res, 400, "invalid_envelope", "properties must be an object");
         goto done;
     }
     if (!json_is_object(env_props))
@@ -528,13 +528,14 @@ void envelope_process(struct envelope *e, const char *body, size_t len, const st
         if (arrays[k] && json_is_null(arrays[k]))
             arrays[k] = NULL;
         if (arrays[k] && !json_is_array(arrays[k])) {
-            fail(res, 400, "invalid_envelope", "%s must be an array", envelope_kind_names[k]);
+            fail(res, 400, "invalid_envelope", envelope_kind_names[k]);
+            strncat(res->message, " must be an array", sizeof(res->message) - strlen(res->message) - 1);
             goto done;
         }
         total += arrays[k] ? json_array_size(arrays[k]) : 0;
     }
     if ((long long)total > cfg->max_records) {
-        fail(res, 413, "too_many_records", "the batch holds more records than TELEMETRY_MAX_RECORDS%s", "");
+        fail(res, 413, "too_many_records", "the batch holds more records than TELEMETRY_MAX_RECORDS");
         goto done;
     }
     if (batch_id) {
@@ -582,7 +583,7 @@ void envelope_process(struct envelope *e, const char *body, size_t len, const st
             if (!check_record(e, item, k, i, now_ms, &r, res))
                 continue;
             if (emit(e, &r, id, json_string_value(app), json_string_length(app), now_ms, rid_base, out, res)) {
-                fail(res, 503, "pipeline_full", "out of memory%s", "");
+                fail(res, 503, "pipeline_full", "out of memory");
                 goto done;
             }
             res->accepted++;
