@@ -33,6 +33,8 @@
 # BENCH_WORK (/dev/shm/tlm-bench), BENCH_RESULTS, BENCH_KEEP=1 (keep the work folder),
 # BENCH_ONLY="json http ws idle stall" (sections to run), BENCH_PROFILE=1 (adds perf profiles of
 # both daemons under HTTP 100- and 1-record batches at 32 connections: profile-*.txt in the results),
+# BENCH_HTTP_POINTS / BENCH_WS_POINTS / BENCH_PROFILE_POINTS ("100x32 1x256": batch x conns, or
+# conns x window for ws; default all points) run only those points,
 # BENCH_NOISE_PCT (10) / BENCH_NOISE_RETRY (1; quick 0): a point during which other processes
 # took more than that share of the service's or the load generator's core is run once more.
 set -u
@@ -293,7 +295,12 @@ start_nginx() {
 
 run_http() {
     local batches conns b c
-    if [ "$QUICK" = 1 ]; then
+    if [ -n "${BENCH_HTTP_POINTS:-}" ]; then
+        set -- ${BENCH_HTTP_POINTS//x/ }
+        local pairs=()
+        while [ $# -ge 2 ]; do pairs+=("$1 $2"); shift 2; done
+        set -- "${pairs[@]}"
+    elif [ "$QUICK" = 1 ]; then
         set -- "100 1" "100 32" "1 32" "1000 32"
     else
         set --
@@ -337,9 +344,9 @@ ws_point() {   # ws_point CONNS WINDOW
 
 # BENCH_PROFILE=1: where the service's CPU goes, for 100- and 1-record batches at 32
 # connections (perf with DWARF call graphs; these loads are not in the tables: perf slows the
-# daemons). Written to the results as profile-bN-c32.txt.
-profile_point() {   # profile_point BATCH
-    local batch="$1" conns=32 f="$RESULTS/profile-b$1-c32.txt"
+# daemons). Written to the results as profile-bN-cC.txt (BENCH_PROFILE_POINTS picks others).
+profile_point() {   # profile_point BATCH CONNS
+    local batch="$1" conns="$2" f="$RESULTS/profile-b$1-c$2.txt"
     next_point "profile-b$batch-c$conns"
     start_tlm || return 1
     wrk_run "$TLM_URL" "$batch" "$conns" 202 "$SECONDS_PER_POINT" &
@@ -380,20 +387,23 @@ for r, v in sorted(t.items(), key=lambda x: -x[1]):
         echo; echo "## tlm-logshipper, inclusive, top 25"
         $rep --comm tlm-logshipper --children --sort sym 2>/dev/null | grep '%' | grep -v '\] 0x0000' | head -25
     } >"$f"
-    rm -f "$WORK/perf.data"
+    [ "${BENCH_KEEP:-0}" = 1 ] || rm -f "$WORK/perf.data"
     say "  profile of $batch-record batches: $f"
 }
 
 run_profile() {
     command -v perf >/dev/null || { say "profile: perf missing (Debian linux-perf): skipped"; return 0; }
     say "profile: perf of the daemons under wrk (not part of the tables)"
-    profile_point 100
-    profile_point 1
+    local bc
+    for bc in ${BENCH_PROFILE_POINTS:-100x32 1x32}; do profile_point "${bc%x*}" "${bc#*x}"; done
 }
 
 run_ws() {
     say "ws: ws_load streaming 100-record batches, ${SECONDS_PER_POINT}s a point"
-    if [ "$QUICK" = 1 ]; then
+    if [ -n "${BENCH_WS_POINTS:-}" ]; then
+        local cw
+        for cw in $BENCH_WS_POINTS; do with_retry ws_point "${cw%x*}" "${cw#*x}"; done
+    elif [ "$QUICK" = 1 ]; then
         with_retry ws_point 64 8
     else
         with_retry ws_point 1 1

@@ -17,6 +17,7 @@
 
 #define ACK_BUCKETS 12
 #define INGEST_MAX_INFLIGHT_FRAMES 2 /* frames on their way to the logshipper before the next waits */
+#define INGEST_READ_BUFFER (64 * 1024) /* lws's per-thread read buffer: a whole batch per read */
 
 struct ws_session;
 

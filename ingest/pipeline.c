@@ -109,8 +109,10 @@ int pipeline_close_open(struct pipeline *p, int64_t now_us)
     put_be32((uint8_t *)f->data.p + 4, (uint32_t)(f->data.len - PROTO_HEADER_LEN));
     put_be32((uint8_t *)f->data.p + 16, f->nrecords);
     f->closed_us = now_us;
-    /* give back what doubling left over: the buffer bound counts bytes held, not reserved */
-    if (f->data.cap > f->data.len + 4096) {
+    /* Under a backlog (the logshipper slow or gone) give back what doubling left over: the
+     * buffer bound counts bytes held, not reserved. In the steady state a frame is acked
+     * and reused within milliseconds; shrinking it would only fault its pages in again. */
+    if (p->frames_closed - p->frames_acked >= PIPELINE_FREE_FRAMES && f->data.cap > f->data.len + 4096) {
         char *shrunk = realloc(f->data.p, f->data.len + 1);
         if (shrunk) {
             f->data.p = shrunk;
