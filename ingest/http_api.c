@@ -33,8 +33,8 @@ struct http_session {
     char origin[256];      /* the Origin header, "" when absent */
     int cors_ok;           /* add CORS headers to the answer */
     struct pipeline_waiter pw;
-    lws_sorted_usec_list_t ack_sul;
-    lws_sorted_usec_list_t body_sul; /* the whole body must arrive within TELEMETRY_IDLE_TIMEOUT */
+    struct deadline ack_deadline;
+    struct deadline body_deadline; /* the whole body must arrive within TELEMETRY_IDLE_TIMEOUT */
     /* the answer */
     int status;            /* 0 while not decided */
     int close_after;
@@ -94,8 +94,8 @@ static void request_end(struct http_session *s)
     if (s->aw.entry)
         auth_cancel(in->auth, &s->aw);
     pipeline_unwait(&in->pipe, &s->pw);
-    lws_sul_cancel(&s->ack_sul);
-    lws_sul_cancel(&s->body_sul);
+    deadline_cancel(&in->ack_deadlines, &s->ack_deadline);
+    deadline_cancel(&in->body_deadlines, &s->body_deadline);
     gzip_body_free(&s->gz);
     if (s->active) {
         s->active = 0;
@@ -187,13 +187,13 @@ static void release_if_large(struct buf *b)
 static void on_acked(struct pipeline_waiter *w)
 {
     struct http_session *s = lws_container_of(w, struct http_session, pw);
-    lws_sul_cancel(&s->ack_sul);
+    deadline_cancel(&s->in->ack_deadlines, &s->ack_deadline);
     respond_prepared(s, 202);
 }
 
-static void on_ack_timeout(lws_sorted_usec_list_t *sul)
+static void on_ack_timeout(struct deadline *d)
 {
-    struct http_session *s = lws_container_of(sul, struct http_session, ack_sul);
+    struct http_session *s = lws_container_of(d, struct http_session, ack_deadline);
     pipeline_unwait(&s->in->pipe, &s->pw);
     s->in->n.ack_timeouts++;
     respond_error(s, 503, "ack_timeout",
@@ -273,7 +273,7 @@ static void process_batch(struct http_session *s)
     }
     s->pw.on_acked = on_acked;
     pipeline_wait(&in->pipe, &s->pw, wait_seq);
-    lws_sul_schedule(in->ctx, 0, &s->ack_sul, on_ack_timeout, (lws_usec_t)in->cfg.ack_timeout_ms * 1000);
+    deadline_arm(&in->ack_deadlines, &s->ack_deadline, on_ack_timeout);
     ingest_schedule_flush(in);
 }
 
@@ -323,9 +323,9 @@ static void start_auth(struct http_session *s)
 
 /* A body sent slowly (slowloris) is cut off whatever its pace: lws's own timeout restarts
  * with every chunk. */
-static void on_body_timeout(lws_sorted_usec_list_t *sul)
+static void on_body_timeout(struct deadline *d)
 {
-    struct http_session *s = lws_container_of(sul, struct http_session, body_sul);
+    struct http_session *s = lws_container_of(d, struct http_session, body_deadline);
     if (s->body_done || s->status)
         return;
     s->close_after = 1;
@@ -398,7 +398,7 @@ static void start_telemetry_post(struct http_session *s)
     else if (clen > 0 && buf_reserve(&s->body, (size_t)clen)) /* one allocation, no regrowth copies */
         s->body.oom = 0;
     start_auth(s);
-    lws_sul_schedule(in->ctx, 0, &s->body_sul, on_body_timeout, (lws_usec_t)in->cfg.idle_timeout_s * 1000000);
+    deadline_arm(&in->body_deadlines, &s->body_deadline, on_body_timeout);
     if (clen <= 0) { /* no body will follow */
         s->body_done = 1;
         process_batch(s);
@@ -553,7 +553,7 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void
     case LWS_CALLBACK_HTTP_BODY:
         return on_body(s, in, len);
     case LWS_CALLBACK_HTTP_BODY_COMPLETION:
-        lws_sul_cancel(&s->body_sul);
+        deadline_cancel(&s->in->body_deadlines, &s->body_deadline);
         if (s->route == ROUTE_TELEMETRY && !s->status) {
             s->body_done = 1;
             process_batch(s);

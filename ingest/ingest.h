@@ -9,6 +9,7 @@
 #include "../common/buf.h"
 #include "../common/config.h"
 #include "auth.h"
+#include "deadline.h"
 #include "envelope.h"
 #include "json_arena.h"
 #include "pipeline.h"
@@ -48,6 +49,8 @@ struct ingest {
     struct envelope_result result;   /* scratch */
     struct ingest_counters n;
     lws_sorted_usec_list_t flush_sul, stats_sul, health_sul;
+    struct deadline_queue body_deadlines; /* HTTP bodies due within TELEMETRY_IDLE_TIMEOUT */
+    struct deadline_queue ack_deadlines;  /* answers due within TELEMETRY_ACK_TIMEOUT */
     int flush_scheduled;
     int draining;
     int64_t drain_deadline_us;

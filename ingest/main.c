@@ -37,6 +37,7 @@ static void flush_cb(lws_sorted_usec_list_t *sul)
 {
     struct ingest *in = lws_container_of(sul, struct ingest, flush_sul);
     in->flush_scheduled = 0;
+    shipper_link_pump(&in->link); /* frames closed full while batches were admitted */
     if (!in->pipe.open)
         return;
     int64_t now = lws_now_usecs();
@@ -171,6 +172,8 @@ int main(int argc, char **argv)
         return 1;
     }
     signal_ctx = in.ctx;
+    deadline_queue_init(&in.body_deadlines, in.ctx, in.cfg.idle_timeout_s * 1000000);
+    deadline_queue_init(&in.ack_deadlines, in.ctx, in.cfg.ack_timeout_ms * 1000);
 
     /* protocols[0] answers HTTP; the link is a raw fd adopted into the same vhost */
     struct lws_protocols plist[4] = {http_api_protocol, ws_stream_protocol, shipper_link_protocol,
@@ -268,6 +271,8 @@ int main(int argc, char **argv)
     lws_sul_cancel(&in.stats_sul);
     lws_sul_cancel(&in.health_sul);
     lws_sul_cancel(&in.flush_sul);
+    deadline_queue_stop(&in.body_deadlines);
+    deadline_queue_stop(&in.ack_deadlines);
     auth_free(in.auth);
     in.auth = NULL;
     /* timers of the link live in our memory: take them off the loop before it is destroyed

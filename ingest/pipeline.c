@@ -80,6 +80,10 @@ static struct pipeline_frame *frame_open(struct pipeline *p)
         if (!f)
             return NULL;
     }
+    if (buf_reserve(&f->data, PIPELINE_FRAME_BYTES)) {
+        frame_destroy(f);
+        return NULL;
+    }
     f->seq = p->next_seq++;
     f->nrecords = 0;
     f->next = NULL;
@@ -109,10 +113,10 @@ int pipeline_close_open(struct pipeline *p, int64_t now_us)
     put_be32((uint8_t *)f->data.p + 4, (uint32_t)(f->data.len - PROTO_HEADER_LEN));
     put_be32((uint8_t *)f->data.p + 16, f->nrecords);
     f->closed_us = now_us;
-    /* Under a backlog (the logshipper slow or gone) give back what doubling left over: the
-     * buffer bound counts bytes held, not reserved. In the steady state a frame is acked
-     * and reused within milliseconds; shrinking it would only fault its pages in again. */
-    if (p->frames_closed - p->frames_acked >= PIPELINE_FREE_FRAMES && f->data.cap > f->data.len + 4096) {
+    /* With a quarter of the buffer bound held (the logshipper slow or gone), give back the
+     * frame's unused room: the bound counts bytes held, not reserved. Below that a frame is
+     * acked and reused within milliseconds; shrinking it would only fault its pages in again. */
+    if (p->bytes >= p->max_bytes / 4 && f->data.cap > f->data.len + 4096) {
         char *shrunk = realloc(f->data.p, f->data.len + 1);
         if (shrunk) {
             f->data.p = shrunk;
@@ -144,7 +148,7 @@ int pipeline_admit(struct pipeline *p, const struct pipeline_batch *b, int64_t n
         size_t end = b->ends[i];
         size_t len = end - start;
         if (p->open && (p->open->nrecords >= p->bulk_size ||
-                        p->open->data.len + len > PROTO_HEADER_LEN + PROTO_MAX_PAYLOAD))
+                        (p->open->nrecords && p->open->data.len + len > PIPELINE_FRAME_BYTES)))
             pipeline_close_open(p, now_us);
         if (!p->open && !(p->open = frame_open(p)))
             return -1; /* out of memory: records admitted so far stay (they are valid) */
@@ -214,7 +218,7 @@ size_t pipeline_ack(struct pipeline *p, uint64_t seq, int64_t now_us, void (*on_
         p->frames_acked++;
         if (on_latency && f->closed_us)
             on_latency(ctx, (double)(now_us - f->closed_us) / 1e6);
-        if (f->data.cap <= 1024 * 1024 && p->nfree < PIPELINE_FREE_FRAMES) { /* keep a few for reuse */
+        if (f->data.cap <= 2 * PIPELINE_FRAME_BYTES && p->nfree < PIPELINE_FREE_FRAMES) { /* keep a few for reuse */
             f->next = p->free_frames;
             p->free_frames = f;
             p->nfree++;

@@ -11,6 +11,11 @@
 
 /* Acked frames kept for reuse (no malloc in the steady state, little memory held). */
 #define PIPELINE_FREE_FRAMES 16
+/* A frame's buffer is reserved at this size once and reused: a frame closes before a record
+ * would take it past this (a record larger than it travels alone). Large enough that a
+ * frame's round trip is cheap next to its records, small enough that the reused buffers
+ * stay resident (no page faults in the steady state) and the pool stays a few MB. */
+#define PIPELINE_FRAME_BYTES (256 * 1024)
 
 struct pipeline_frame {
     uint64_t seq;

@@ -1,5 +1,5 @@
 /* test_pipeline.c - ingest/pipeline.c: admission bounds (records and bytes, refused whole),
- * frames split at the bulk size and at the protocol's payload limit, increasing seq, the
+ * frames split at the bulk size and at PIPELINE_FRAME_BYTES, increasing seq, the
  * header patched at close (decoded with the protocol's own decoder), cumulative acks that
  * free frames and wake waiters in order exactly once, unwait, frame reuse, pipeline_empty. */
 #include <stddef.h>
@@ -295,26 +295,53 @@ static void test_admission_bytes(void)
     pipeline_free(&p);
 }
 
-/* Frames close before passing the protocol's payload limit, even below the bulk size. */
-static void test_payload_split(void)
+/* Frames close before a record would take them past PIPELINE_FRAME_BYTES, even below the
+ * bulk size; a record larger than that travels alone, and its frame is not kept for reuse. */
+static void test_frame_size(void)
 {
     struct pipeline p;
     struct pipeline_batch b;
     uint64_t ws;
-    pipeline_init(&p, 1000, 64ull << 20, 1000);
+    pipeline_init(&p, 100000, 64ull << 20, 100000);
     pipeline_batch_init(&b);
-    make_batch(&b, 0, 9, 1024 * 1024);
+    /* 3000 records of 200 bytes and more: several frames, each full but within the size */
+    make_batch(&b, 0, 3000, 200);
     CHECK_EQ_INT(pipeline_admit(&p, &b, 1, &ws), 0);
     pipeline_close_open(&p, 2);
-    CHECK_EQ_INT(nframes(&p), 2);
+    size_t n = nframes(&p);
+    CHECK(n >= 3 && n <= 4);
+    unsigned first = 0, seq = 1;
+    for (struct pipeline_frame *f = p.head; f; f = f->next, seq++) {
+        CHECK(f->data.len <= PIPELINE_FRAME_BYTES);
+        CHECK(!f->next || f->data.len > PIPELINE_FRAME_BYTES - 1024);
+        CHECK(frame_is(f, seq, f->nrecords, first));
+        first += f->nrecords;
+    }
+    CHECK_EQ_INT(first, 3000);
+    CHECK_EQ_INT(ws, n);
+    /* acked frames of the usual size are kept and reused without growing */
+    pipeline_ack(&p, n, 3, NULL, NULL);
+    CHECK_EQ_INT(p.nfree, n);
+    char *reused = p.free_frames->data.p;
+    make_batch(&b, 3000, 1, 200);
+    CHECK_EQ_INT(pipeline_admit(&p, &b, 4, &ws), 0);
+    CHECK(p.open && p.open->data.p == reused);
+    pipeline_close_open(&p, 5);
+    pipeline_ack(&p, ws, 6, NULL, NULL);
+
+    /* records of 1 MB: each alone in its frame */
+    make_batch(&b, 0, 3, 1024 * 1024);
+    uint64_t before = p.next_seq;
+    CHECK_EQ_INT(pipeline_admit(&p, &b, 7, &ws), 0);
+    pipeline_close_open(&p, 8);
+    CHECK_EQ_INT(nframes(&p), 3);
+    CHECK(p.head && frame_is(p.head, before, 1, 0));
+    CHECK(p.tail && frame_is(p.tail, before + 2, 1, 2));
     CHECK(p.head && p.head->data.len <= PROTO_HEADER_LEN + PROTO_MAX_PAYLOAD);
-    CHECK(p.head && frame_is(p.head, 1, 7, 0));
-    CHECK(p.tail && frame_is(p.tail, 2, 2, 7));
-    CHECK_EQ_INT(ws, 2);
-    /* a frame that large is not kept for reuse */
-    pipeline_ack(&p, 2, 3, NULL, NULL);
-    CHECK_EQ_INT(p.nfree, 0);
-    CHECK(p.free_frames == NULL);
+    /* frames that large are not kept for reuse */
+    size_t nfree = p.nfree;
+    pipeline_ack(&p, ws, 9, NULL, NULL);
+    CHECK_EQ_INT(p.nfree, nfree);
     pipeline_batch_free(&b);
     pipeline_free(&p);
 }
@@ -543,7 +570,7 @@ int main(void)
     RUN(test_bulk_size_one);
     RUN(test_admission_records);
     RUN(test_admission_bytes);
-    RUN(test_payload_split);
+    RUN(test_frame_size);
     RUN(test_acks_and_waiters);
     RUN(test_rewait_from_callback);
     RUN(test_frame_reuse);
