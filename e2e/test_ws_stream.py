@@ -24,6 +24,7 @@ from ws_helpers import (RawClosed, RawWS, auth_msg, batch, check_ack, check_auth
 WS_ENV = {
     "TELEMETRY_WS_WINDOW": "2",
     "TELEMETRY_WS_MAX_MESSAGE_BYTES": "8192",
+    "TELEMETRY_MAX_HEADER_BYTES": "4096",  # auth messages up to 5 KiB
     "TELEMETRY_WS_AUTH_TIMEOUT": "2",
     "TELEMETRY_AUTH_TIMEOUT_MS": "1000",
 }
@@ -139,6 +140,26 @@ def test_reauth_message_refreshes_identity(ws_svc):
     run(go())
     check_lines(t.stdout_lines(m1), m1, 1, user="agent1")
     check_lines(t.stdout_lines(m2), m2, 1, user="agent3")
+
+
+def test_auth_message_longer_than_a_header_is_a_batch(ws_svc):
+    """An auth message is at most TELEMETRY_MAX_HEADER_BYTES + 1 KiB (its token must fit in an
+    Authorization header too): a longer one is refused as a batch, and the session keeps
+    its identity."""
+    t = ws_svc
+    m = uniq("ws-longauth")
+
+    async def go():
+        ws, _ = await open_authed(t, "dev-token")
+        await ws.send(json.dumps({"type": "auth", "token": "dev-token-3" + "x" * 6000}))
+        err = await recv_json(ws, 5, "the answer to a long auth message")
+        await ws.send(json.dumps(batch(1, m)))
+        check_ack(await recv_json(ws, 10), 1, 1)
+        await ws.close()
+        return err
+    err = run(go())
+    assert err.get("type") == "error" and err.get("code") == "invalid_envelope", err
+    check_lines(t.stdout_lines(m), m, 1, user="agent1")
 
 
 # ---------------------------------------------------------------------------------------

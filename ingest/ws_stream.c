@@ -281,11 +281,14 @@ static void auth_timeout_cb(lws_sorted_usec_list_t *sul)
         ws_close(s, LWS_CLOSE_STATUS_POLICY_VIOLATION, "authentication timeout");
 }
 
-/* {"type":"auth","token":"..."}: 1 and the token when the message is an auth message. */
-static int parse_auth(const char *msg, size_t len, json_t **root, const char **token, size_t *tlen)
+/* {"type":"auth","token":"..."}: 1 and the token when the message is an auth message.
+ * A token travels in an Authorization header too, so an auth message is at most
+ * TELEMETRY_MAX_HEADER_BYTES + 1 KiB; anything longer is a batch (scanning every 27 KB
+ * batch for "auth" was 2 % of the ingest under WebSocket load). */
+static int parse_auth(const struct ingest *in, const char *msg, size_t len, json_t **root, const char **token, size_t *tlen)
 {
-    /* cheap test first: batches are far more common than auth messages */
-    if (!memmem(msg, len, "\"auth\"", 6))
+    /* cheap tests first: batches are far more common than auth messages */
+    if (len > (size_t)in->cfg.max_header_bytes + 1024 || !memmem(msg, len, "\"auth\"", 6))
         return 0;
     *root = json_loadb(msg, len, 0, NULL);
     json_t *type = json_object_get(*root, "type");
@@ -305,7 +308,7 @@ static void on_message(struct ws_session *s)
     json_t *root = NULL;
     const char *token = NULL;
     size_t tlen = 0;
-    if (parse_auth(s->msg.p, s->msg.len, &root, &token, &tlen)) {
+    if (parse_auth(s->in, s->msg.p, s->msg.len, &root, &token, &tlen)) {
         long long retry_ms;
         if (!token) {
             if (s->authed)
