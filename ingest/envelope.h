@@ -64,6 +64,8 @@ struct envelope {
     struct buf line;
     struct buf ident;            /* per batch: ,"appName":..,"tenantName":..,"contactCenterId":..,"user":.. */
     char received[32];           /* per batch: the receivedAt text */
+    int64_t received_ms;         /* the millisecond received was written for (-1 none) */
+    struct buf scratch;          /* per batch: what the batch rid is hashed from */
     struct contract_allow *allow; /* one per contract, in TELEMETRY_CONFIG_CONTRACTS order */
     size_t ncontracts;
     json_t **vals;               /* scratch: the kept value of each allow entry of one record */
