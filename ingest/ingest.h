@@ -18,6 +18,8 @@
 
 #define ACK_BUCKETS 12
 #define INGEST_MAX_INFLIGHT_FRAMES 2 /* frames on their way to the logshipper before the next waits */
+#define WS_BACKLOG_BYTES (4 * PIPELINE_FRAME_BYTES) /* WebSocket sessions with a batch on its way wait above this */
+#define WS_SPARE_MAX_BYTES (1024 * 1024) /* a larger message buffer is freed, not kept */
 #define INGEST_READ_BUFFER (64 * 1024) /* lws's per-thread read buffer: a whole batch per read */
 
 struct ws_session;
@@ -56,6 +58,7 @@ struct ingest {
     int64_t drain_deadline_us;
     int inflight;                    /* requests started and not answered */
     struct ws_session *ws_sessions;  /* open WebSocket sessions */
+    struct buf ws_spare;             /* a message buffer no session holds (ws_stream.c) */
     int ws_count;
     long long connections;           /* open client connections (TELEMETRY_MAX_CONNECTIONS) */
     int64_t started_us;

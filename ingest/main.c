@@ -210,6 +210,7 @@ int main(int argc, char **argv)
     envelope_result_init(&in.result);
     pipeline_batch_init(&in.batch);
     buf_init(&in.stats_text);
+    buf_init(&in.ws_spare);
     if (sessions_init(&in.sessions, in.cfg.max_session, in.cfg.session_ttl_s, in.cfg.record_min_interval_ms)) {
         log_app(LOG_ERROR, "out of memory");
         return 1;
@@ -287,6 +288,7 @@ int main(int argc, char **argv)
     envelope_free(&in.env);
     json_arena_free(&in.arena);
     buf_free(&in.stats_text);
+    buf_free(&in.ws_spare);
     config_free(&in.cfg);
     curl_global_cleanup();
     return exit_code;
