@@ -426,7 +426,8 @@ static int link_decode(struct link *l)
 static int link_read(struct link *l)
 {
     for (int i = 0; i < LINK_READS_PER_PASS && !l->closing && !l->ls->paused; i++) {
-        ssize_t n = read(l->fd, l->rbuf + l->rlen, l->rcap - l->rlen);
+        size_t room = l->rcap - l->rlen;
+        ssize_t n = read(l->fd, l->rbuf + l->rlen, room);
         if (n == 0)
             return -1; /* the ingest closed */
         if (n < 0) {
@@ -442,6 +443,8 @@ static int link_read(struct link *l)
         int rc = link_decode(l);
         if (rc < 0)
             return -1;
+        if ((size_t)n < room) /* drained: poll says when more comes (saves a read per frame that fails) */
+            break;
     }
     return 0;
 }
