@@ -20,7 +20,7 @@
 #define INGEST_MAX_INFLIGHT_FRAMES 2 /* frames on their way to the logshipper before the next waits */
 #define WS_BACKLOG_BYTES (4 * PIPELINE_FRAME_BYTES) /* WebSocket sessions with a batch on its way wait above this */
 #define WS_SPARE_MAX_BYTES (1024 * 1024) /* a larger message buffer is freed, not kept */
-#define INGEST_READ_BUFFER (64 * 1024) /* lws's per-thread read buffer: a whole batch per read */
+#define INGEST_READ_BUFFER (32 * 1024) /* lws's per-thread read buffer: see main.c */
 
 struct ws_session;
 
