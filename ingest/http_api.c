@@ -26,6 +26,8 @@ struct http_session {
     struct gzip_body gz;
     size_t raw_bytes;
     struct buf body;
+    struct http_session *parse_prev, *parse_next; /* in->parse_head: body read, not parsed yet */
+    int parse_queued;
     int auth_state;        /* AUTH_PENDING, AUTH_OK, ... ; -1 no token */
     struct auth_identity id;
     struct auth_waiter aw;
@@ -86,11 +88,28 @@ static void respond_error(struct http_session *s, int status, const char *code, 
     log_api(LOG_INFO, "%d %s: %s", status, code, message);
 }
 
+static void parse_unqueue(struct ingest *in, struct http_session *s)
+{
+    if (!s->parse_queued)
+        return;
+    if (s->parse_prev)
+        s->parse_prev->parse_next = s->parse_next;
+    else
+        in->parse_head = s->parse_next;
+    if (s->parse_next)
+        s->parse_next->parse_prev = s->parse_prev;
+    else
+        in->parse_tail = s->parse_prev;
+    s->parse_prev = s->parse_next = NULL;
+    s->parse_queued = 0;
+}
+
 static void request_end(struct http_session *s)
 {
     struct ingest *in = s->in;
     if (!in)
         return;
+    parse_unqueue(in, s);
     if (s->aw.entry)
         auth_cancel(in->auth, &s->aw);
     pipeline_unwait(&in->pipe, &s->pw);
@@ -275,6 +294,42 @@ static void process_batch(struct http_session *s)
     pipeline_wait(&in->pipe, &s->pw, wait_seq);
     deadline_arm(&in->ack_deadlines, &s->ack_deadline, on_ack_timeout);
     ingest_schedule_flush(in);
+}
+
+/* Bodies read in a loop pass are parsed after it, in the order they completed. Parsing each
+ * in its read callback put every answer written in the same pass (in fd order) behind the
+ * parsing of the bodies read before it: at 32 connections a request's latency then hung on
+ * its socket's place in the poll array (p99 1.7 x p50). Now a pass only reads and writes,
+ * and the parse queue is first-come first-served. */
+static void parse_queued_cb(lws_sorted_usec_list_t *sul)
+{
+    struct ingest *in = lws_container_of(sul, struct ingest, parse_sul);
+    in->parse_scheduled = 0;
+    struct http_session *s;
+    while ((s = in->parse_head)) {
+        parse_unqueue(in, s);
+        process_batch(s);
+    }
+    ingest_flush(in); /* the frame of this pass leaves now, not after one more poll */
+}
+
+static void parse_later(struct http_session *s)
+{
+    struct ingest *in = s->in;
+    if (s->parse_queued)
+        return;
+    s->parse_next = NULL;
+    s->parse_prev = in->parse_tail;
+    if (in->parse_tail)
+        in->parse_tail->parse_next = s;
+    else
+        in->parse_head = s;
+    in->parse_tail = s;
+    s->parse_queued = 1;
+    if (!in->parse_scheduled) {
+        in->parse_scheduled = 1;
+        lws_sul_schedule(in->ctx, 0, &in->parse_sul, parse_queued_cb, 0);
+    }
 }
 
 static void on_auth(struct auth_waiter *w, int result, const struct auth_identity *id)
@@ -556,7 +611,7 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void
         deadline_cancel(&s->in->body_deadlines, &s->body_deadline);
         if (s->route == ROUTE_TELEMETRY && !s->status) {
             s->body_done = 1;
-            process_batch(s);
+            parse_later(s);
         } else if (s->body_done) {
             /* lws 4.1 delivers a body again when the next request was pipelined behind it
              * while this one waits for its ack: drop the connection rather than loop */

@@ -23,6 +23,7 @@
 #define INGEST_READ_BUFFER (32 * 1024) /* lws's per-thread read buffer: see main.c */
 
 struct ws_session;
+struct http_session;
 
 struct ingest_counters {
     uint64_t http_status[600];           /* answers by status code */
@@ -51,6 +52,9 @@ struct ingest {
     struct envelope_result result;   /* scratch */
     struct ingest_counters n;
     lws_sorted_usec_list_t flush_sul, stats_sul, health_sul;
+    lws_sorted_usec_list_t parse_sul; /* parses the bodies read in the last loop pass (http_api.c) */
+    int parse_scheduled;
+    struct http_session *parse_head, *parse_tail;
     struct deadline_queue body_deadlines; /* HTTP bodies due within TELEMETRY_IDLE_TIMEOUT */
     struct deadline_queue ack_deadlines;  /* answers due within TELEMETRY_ACK_TIMEOUT */
     int flush_scheduled;
@@ -71,6 +75,8 @@ extern const double ingest_ack_bounds[ACK_BUCKETS];
 int ingest_admit(struct ingest *in, uint64_t *wait_seq);
 /* Ensures the open frame leaves at the end of this loop pass. */
 void ingest_schedule_flush(struct ingest *in);
+/* Sends closed frames and, unless INGEST_MAX_INFLIGHT_FRAMES are on their way, the open one. */
+void ingest_flush(struct ingest *in);
 void ingest_count_status(struct ingest *in, int status);
 void ingest_count_result(struct ingest *in, const struct envelope_result *res);
 /* 1 when the logshipper link is up and GAuth answered its last ping. */

@@ -35,8 +35,12 @@ int ingest_admit(struct ingest *in, uint64_t *wait_seq)
  * daemons make fewer syscalls and context switches per record; an idle one sends at once. */
 static void flush_cb(lws_sorted_usec_list_t *sul)
 {
-    struct ingest *in = lws_container_of(sul, struct ingest, flush_sul);
-    in->flush_scheduled = 0;
+    ingest_flush(lws_container_of(sul, struct ingest, flush_sul));
+}
+
+void ingest_flush(struct ingest *in)
+{
+    in->flush_scheduled = 0; /* a flush due in this pass is this one (or is moved below) */
     shipper_link_pump(&in->link); /* frames closed full while batches were admitted */
     if (!in->pipe.open)
         return;
@@ -274,6 +278,7 @@ int main(int argc, char **argv)
     lws_sul_cancel(&in.stats_sul);
     lws_sul_cancel(&in.health_sul);
     lws_sul_cancel(&in.flush_sul);
+    lws_sul_cancel(&in.parse_sul);
     deadline_queue_stop(&in.body_deadlines);
     deadline_queue_stop(&in.ack_deadlines);
     auth_free(in.auth);
