@@ -35,10 +35,10 @@ int ingest_admit(struct ingest *in, uint64_t *wait_seq)
  * daemons make fewer syscalls and context switches per record; an idle one sends at once. */
 static void flush_cb(lws_sorted_usec_list_t *sul)
 {
-    ingest_flush(lws_container_of(sul, struct ingest, flush_sul));
+    ingest_flush(lws_container_of(sul, struct ingest, flush_sul), 0);
 }
 
-void ingest_flush(struct ingest *in)
+void ingest_flush(struct ingest *in, int whole_pass)
 {
     in->flush_scheduled = 0; /* a flush due in this pass is this one (or is moved below) */
     shipper_link_pump(&in->link); /* frames closed full while batches were admitted */
@@ -46,7 +46,7 @@ void ingest_flush(struct ingest *in)
         return;
     int64_t now = lws_now_usecs();
     int64_t deadline = in->pipe.open->opened_us + in->cfg.bulk_time_ms * 1000;
-    if (pipeline_inflight(&in->pipe) >= INGEST_MAX_INFLIGHT_FRAMES && now < deadline && !in->draining) {
+    if (!whole_pass && pipeline_inflight(&in->pipe) >= INGEST_MAX_INFLIGHT_FRAMES && now < deadline && !in->draining) {
         /* the next ack or admitted batch brings this forward (flush_scheduled stays 0) */
         lws_sul_schedule(in->ctx, 0, &in->flush_sul, flush_cb, (lws_usec_t)(deadline - now));
         return;
