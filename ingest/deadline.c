@@ -16,18 +16,10 @@ void deadline_queue_stop(struct deadline_queue *q)
     q->sul_due_us = 0;
 }
 
-static void unlink_deadline(struct deadline_queue *q, struct deadline *d)
+static struct deadline *head_of(struct deadline_queue *q)
 {
-    if (d->prev)
-        d->prev->next = d->next;
-    else
-        q->head = d->next;
-    if (d->next)
-        d->next->prev = d->prev;
-    else
-        q->tail = d->prev;
-    d->prev = d->next = NULL;
-    d->armed = 0;
+    lws_dll2_t *h = lws_dll2_get_head(&q->armed);
+    return h ? lws_container_of(h, struct deadline, list) : NULL;
 }
 
 static void queue_timer_cb(lws_sorted_usec_list_t *sul);
@@ -35,10 +27,11 @@ static void queue_timer_cb(lws_sorted_usec_list_t *sul);
 /* the timer is due at or before the head; it is moved only when it would come too late */
 static void schedule_head(struct deadline_queue *q, int64_t now_us)
 {
-    if (!q->head || !q->ctx || (q->sul_due_us && q->sul_due_us <= q->head->due_us))
+    struct deadline *head = head_of(q);
+    if (!head || !q->ctx || (q->sul_due_us && q->sul_due_us <= head->due_us))
         return;
-    int64_t wait = q->head->due_us - now_us;
-    q->sul_due_us = q->head->due_us;
+    int64_t wait = head->due_us - now_us;
+    q->sul_due_us = head->due_us;
     lws_sul_schedule(q->ctx, 0, &q->sul, queue_timer_cb, wait > 0 ? (lws_usec_t)wait : 0);
 }
 
@@ -52,9 +45,9 @@ static void queue_timer_cb(lws_sorted_usec_list_t *sul)
 void deadline_queue_run(struct deadline_queue *q, int64_t now_us)
 {
     /* a callback may arm or cancel others: take the head afresh each time */
-    while (q->head && q->head->due_us <= now_us) {
-        struct deadline *d = q->head;
-        unlink_deadline(q, d);
+    struct deadline *d;
+    while ((d = head_of(q)) && d->due_us <= now_us) {
+        lws_dll2_remove(&d->list);
         d->fire(d);
     }
     schedule_head(q, now_us);
@@ -62,24 +55,17 @@ void deadline_queue_run(struct deadline_queue *q, int64_t now_us)
 
 void deadline_arm(struct deadline_queue *q, struct deadline *d, void (*fire)(struct deadline *d))
 {
-    if (d->armed)
-        unlink_deadline(q, d);
+    if (deadline_armed(d))
+        lws_dll2_remove(&d->list);
     int64_t now = lws_now_usecs();
     d->due_us = now + q->length_us;
     d->fire = fire;
-    d->next = NULL;
-    d->prev = q->tail;
-    if (q->tail)
-        q->tail->next = d;
-    else
-        q->head = d;
-    q->tail = d;
-    d->armed = 1;
+    lws_dll2_add_tail(&d->list, &q->armed);
     schedule_head(q, now);
 }
 
-void deadline_cancel(struct deadline_queue *q, struct deadline *d)
+void deadline_cancel(struct deadline *d)
 {
-    if (d->armed)
-        unlink_deadline(q, d);
+    if (deadline_armed(d))
+        lws_dll2_remove(&d->list);
 }

@@ -26,8 +26,7 @@ struct http_session {
     struct gzip_body gz;
     size_t raw_bytes;
     struct buf body;
-    struct http_session *parse_prev, *parse_next; /* in->parse_head: body read, not parsed yet */
-    int parse_queued;
+    lws_dll2_t parse_list;  /* in in->parse_queue: body read, not parsed yet */
     int auth_state;        /* AUTH_PENDING, AUTH_OK, ... ; -1 no token */
     struct auth_identity id;
     struct auth_waiter aw;
@@ -89,20 +88,10 @@ static void respond_error(struct http_session *s, int status, const char *code, 
     log_api(LOG_INFO, "%d %s: %s", status, code, message);
 }
 
-static void parse_unqueue(struct ingest *in, struct http_session *s)
+static void parse_unqueue(struct http_session *s)
 {
-    if (!s->parse_queued)
-        return;
-    if (s->parse_prev)
-        s->parse_prev->parse_next = s->parse_next;
-    else
-        in->parse_head = s->parse_next;
-    if (s->parse_next)
-        s->parse_next->parse_prev = s->parse_prev;
-    else
-        in->parse_tail = s->parse_prev;
-    s->parse_prev = s->parse_next = NULL;
-    s->parse_queued = 0;
+    if (!lws_dll2_is_detached(&s->parse_list))
+        lws_dll2_remove(&s->parse_list);
 }
 
 static void request_end(struct http_session *s)
@@ -110,12 +99,12 @@ static void request_end(struct http_session *s)
     struct ingest *in = s->in;
     if (!in)
         return;
-    parse_unqueue(in, s);
+    parse_unqueue(s);
     if (s->aw.entry)
         auth_cancel(in->auth, &s->aw);
     pipeline_unwait(&in->pipe, &s->pw);
-    deadline_cancel(&in->ack_deadlines, &s->ack_deadline);
-    deadline_cancel(&in->body_deadlines, &s->body_deadline);
+    deadline_cancel(&s->ack_deadline);
+    deadline_cancel(&s->body_deadline);
     gzip_body_free(&s->gz);
     if (s->active) {
         s->active = 0;
@@ -207,7 +196,7 @@ static void release_if_large(struct buf *b)
 static void on_acked(struct pipeline_waiter *w)
 {
     struct http_session *s = lws_container_of(w, struct http_session, pw);
-    deadline_cancel(&s->in->ack_deadlines, &s->ack_deadline);
+    deadline_cancel(&s->ack_deadline);
     respond_prepared(s, 202);
 }
 
@@ -307,9 +296,9 @@ static void parse_queued_cb(lws_sorted_usec_list_t *sul)
 {
     struct ingest *in = lws_container_of(sul, struct ingest, parse_sul);
     in->parse_scheduled = 0;
-    struct http_session *s;
+    lws_dll2_t *next;
     int64_t until = lws_now_usecs() + PARSE_SLICE_US;
-    while ((s = in->parse_head)) {
+    while ((next = lws_dll2_get_head(&in->parse_queue))) {
         if (in->answers_ready || lws_now_usecs() >= until) {
             in->answers_ready = 0;
             /* the rest after one more poll, where acks are read and answers written: answers
@@ -320,7 +309,8 @@ static void parse_queued_cb(lws_sorted_usec_list_t *sul)
             lws_sul_schedule(in->ctx, 0, &in->parse_sul, parse_queued_cb, 1);
             break;
         }
-        parse_unqueue(in, s);
+        struct http_session *s = lws_container_of(next, struct http_session, parse_list);
+        parse_unqueue(s);
         process_batch(s);
     }
     ingest_flush(in, 1); /* the frames of this slice leave now, all of them */
@@ -329,16 +319,9 @@ static void parse_queued_cb(lws_sorted_usec_list_t *sul)
 static void parse_later(struct http_session *s)
 {
     struct ingest *in = s->in;
-    if (s->parse_queued)
+    if (!lws_dll2_is_detached(&s->parse_list))
         return;
-    s->parse_next = NULL;
-    s->parse_prev = in->parse_tail;
-    if (in->parse_tail)
-        in->parse_tail->parse_next = s;
-    else
-        in->parse_head = s;
-    in->parse_tail = s;
-    s->parse_queued = 1;
+    lws_dll2_add_tail(&s->parse_list, &in->parse_queue);
     if (!in->parse_scheduled) {
         in->parse_scheduled = 1;
         lws_sul_schedule(in->ctx, 0, &in->parse_sul, parse_queued_cb, 0);
@@ -627,7 +610,7 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void
     case LWS_CALLBACK_HTTP_BODY:
         return on_body(s, in, len);
     case LWS_CALLBACK_HTTP_BODY_COMPLETION:
-        deadline_cancel(&s->in->body_deadlines, &s->body_deadline);
+        deadline_cancel(&s->body_deadline);
         if (s->route == ROUTE_TELEMETRY && !s->status) {
             s->body_done = 1;
             parse_later(s);

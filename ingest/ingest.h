@@ -24,7 +24,6 @@
 #define INGEST_READ_BUFFER (32 * 1024) /* lws's per-thread read buffer: see main.c */
 
 struct ws_session;
-struct http_session;
 
 struct ingest_counters {
     uint64_t http_status[600];           /* answers by status code */
@@ -56,7 +55,7 @@ struct ingest {
     lws_sorted_usec_list_t parse_sul; /* parses the bodies read in the last loop pass (http_api.c) */
     int parse_scheduled;
     int answers_ready;               /* HTTP answers made ready since the last poll */
-    struct http_session *parse_head, *parse_tail;
+    lws_dll2_owner_t parse_queue;     /* HTTP sessions whose body waits to be parsed */
     struct deadline_queue body_deadlines; /* HTTP bodies due within TELEMETRY_IDLE_TIMEOUT */
     struct deadline_queue ack_deadlines;  /* answers due within TELEMETRY_ACK_TIMEOUT */
     int flush_scheduled;

@@ -25,7 +25,7 @@ static void on_fire(struct deadline *d)
     if (nfired < 16)
         fired[nfired++] = it->id;
     if (to_cancel) {
-        deadline_cancel(current_q, &to_cancel->d);
+        deadline_cancel(&to_cancel->d);
         to_cancel = NULL;
     }
     if (to_arm) {
@@ -53,15 +53,15 @@ static void test_order_and_cancel(void)
         deadline_arm(&q, &it[i].d, on_fire);
     }
     CHECK(it[0].d.due_us <= it[3].d.due_us);
-    deadline_cancel(&q, &it[1].d);
-    deadline_cancel(&q, &it[1].d); /* twice is harmless */
+    deadline_cancel(&it[1].d);
+    deadline_cancel(&it[1].d); /* twice is harmless */
     deadline_queue_run(&q, it[0].d.due_us - 1);
     CHECK_EQ_INT(nfired, 0);
     deadline_queue_run(&q, it[3].d.due_us);
     CHECK_EQ_INT(nfired, 3);
     CHECK(fired[0] == 0 && fired[1] == 2 && fired[2] == 3);
-    CHECK(!it[0].d.armed && !it[2].d.armed && !it[3].d.armed);
-    CHECK(q.head == NULL && q.tail == NULL);
+    CHECK(!deadline_armed(&it[0].d) && !deadline_armed(&it[2].d) && !deadline_armed(&it[3].d));
+    CHECK(q.armed.head == NULL && q.armed.tail == NULL);
     deadline_queue_run(&q, it[3].d.due_us + 5000000);
     CHECK_EQ_INT(nfired, 3);
 }
@@ -77,11 +77,11 @@ static void test_rearm_moves_back(void)
     deadline_arm(&q, &b.d, on_fire);
     usleep(2000); /* the clock has microseconds: make the re-armed one due strictly later */
     deadline_arm(&q, &a.d, on_fire); /* a is now after b */
-    CHECK(q.head == &b.d && q.tail == &a.d);
+    CHECK(q.armed.head == &b.d.list && q.armed.tail == &a.d.list);
     deadline_queue_run(&q, b.d.due_us);
     CHECK_EQ_INT(nfired, 1);
     CHECK_EQ_INT(fired[0], 2);
-    CHECK(a.d.armed);
+    CHECK(deadline_armed(&a.d));
     deadline_queue_run(&q, a.d.due_us);
     CHECK_EQ_INT(nfired, 2);
     CHECK_EQ_INT(fired[1], 1);
@@ -107,8 +107,8 @@ static void test_callbacks_change_queue(void)
     deadline_queue_run(&q, late);
     CHECK_EQ_INT(nfired, 2);
     CHECK(fired[0] == 0 && fired[1] == 2);
-    CHECK(it[0].d.armed && q.head == &it[0].d && q.tail == &it[0].d);
-    CHECK(!it[1].d.armed);
+    CHECK(deadline_armed(&it[0].d) && q.armed.head == &it[0].d.list && q.armed.tail == &it[0].d.list);
+    CHECK(!deadline_armed(&it[1].d));
     deadline_queue_run(&q, it[0].d.due_us);
     CHECK_EQ_INT(nfired, 3);
     CHECK_EQ_INT(fired[2], 0);
