@@ -157,6 +157,21 @@ static int link_send_queued(struct shipper_link *l)
     return 1;
 }
 
+/* Writes what is queued and refills from the pipeline until the socket is full (0), all
+ * is sent (1), or on an error or a finished close (-1). */
+static int link_send_all(struct shipper_link *l)
+{
+    for (;;) {
+        int r = link_send_queued(l);
+        if (r != 1)
+            return r;
+        if (l->closing)
+            return -1;
+        if (!l->ready || !link_fill(l))
+            return 1;
+    }
+}
+
 /* Frames go out as soon as they are closed, not at the link's next writable callback: one
  * loop pass over 256 connections uploading 270 KB bodies is long, and frames of at most
  * 256 KiB sent once a pass held the ingest to a tenth of its rate. */
@@ -164,15 +179,9 @@ void shipper_link_pump(struct shipper_link *l)
 {
     if (!l->wsi || !l->ready || l->closing)
         return;
-    int copied = link_fill(l);
-    if (!copied && l->out.len == l->out_off)
-        return;
     if (l->in_writeable) /* the writable callback running now goes on writing */
         return;
-    int r;
-    while ((r = link_send_queued(l)) == 1 && link_fill(l))
-        ;
-    if (r != 1) /* full, or failed: the writable callback meets the error again and closes */
+    if (link_send_all(l) != 1) /* full, or failed: the writable callback meets the error again and closes */
         link_want_write(l);
 }
 
@@ -300,19 +309,10 @@ static int link_read(struct shipper_link *l)
 
 static int link_write(struct shipper_link *l)
 {
-    for (;;) {
-        int r = link_send_queued(l);
-        if (r < 0)
-            return -1;
-        if (r == 0) {
-            link_want_write(l);
-            return 0;
-        }
-        if (l->closing)
-            return -1;
-        if (!l->ready || !link_fill(l)) /* refill from the pipeline */
-            return 0;
-    }
+    int r = link_send_all(l);
+    if (r == 0)
+        link_want_write(l);
+    return r < 0 ? -1 : 0;
 }
 
 static int link_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
