@@ -18,6 +18,7 @@
 #include "../common/log.h"
 
 #define LINK_RBUF_MIN (64u * 1024u)     /* read buffer of an idle link */
+#define LINK_RBUF_KEEP (1u << 20)       /* a read buffer up to this size is kept for the next frame */
 #define LINK_OBUF_MAX (1u << 20)        /* unsent bytes before a link counts as dead */
 #define LINK_READS_PER_PASS 16          /* read(2) calls per POLLIN before yielding */
 #define LINK_CLOSE_GRACE_S 5            /* seconds a BYE may take to leave */
@@ -372,7 +373,9 @@ static int link_frame(struct link *l, const struct proto_frame *f)
 }
 
 /* Sizes the read buffer for what comes next: a frame's full size once its header is in
- * (proto_frame_parse has bounded it), else the idle size. */
+ * (proto_frame_parse has bounded it). A buffer up to LINK_RBUF_KEEP stays as it is for the
+ * next frame (shrinking after every large frame and growing again cost the logshipper a page
+ * fault per 4 KiB of every frame); a larger one goes back to the idle size. */
 static int link_fit_rbuf(struct link *l)
 {
     size_t want = LINK_RBUF_MIN;
@@ -382,7 +385,7 @@ static int link_fit_rbuf(struct link *l)
         if (PROTO_HEADER_LEN + plen > want)
             want = PROTO_HEADER_LEN + plen;
     }
-    if (want == l->rcap || (want < l->rcap && l->rcap <= LINK_RBUF_MIN))
+    if (want == l->rcap || (want < l->rcap && l->rcap <= LINK_RBUF_KEEP))
         return 0;
     uint8_t *p = realloc(l->rbuf, want);
     if (!p)
