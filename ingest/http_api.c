@@ -611,14 +611,16 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void
         return on_body(s, in, len);
     case LWS_CALLBACK_HTTP_BODY_COMPLETION:
         deadline_cancel(&s->body_deadline);
+        if (s->body_done) {
+            /* lws 4.1 completes the body again, with nothing consumed, for every service of
+             * a request pipelined behind this one while it waits (for its parse or its ack):
+             * answering 0 here made lws spin on it for ever. Drop the connection. */
+            pipelined_close(s);
+            return -1;
+        }
         if (s->route == ROUTE_TELEMETRY && !s->status) {
             s->body_done = 1;
             parse_later(s);
-        } else if (s->body_done) {
-            /* lws 4.1 delivers a body again when the next request was pipelined behind it
-             * while this one waits for its ack: drop the connection rather than loop */
-            pipelined_close(s);
-            return -1;
         }
         return 0;
     case LWS_CALLBACK_HTTP_WRITEABLE:
