@@ -97,6 +97,7 @@ static void stats_cb(lws_sorted_usec_list_t *sul)
     buf_reset(&in->stats_text);
     ingest_render_stats(in, &in->stats_text);
     shipper_link_send_stats(&in->link, ingest_wall_ms(), in->stats_text.p, in->stats_text.len);
+    pipeline_trim(&in->pipe);
     lws_sul_schedule(in->ctx, 0, &in->stats_sul, stats_cb, 1000 * 1000);
 }
 

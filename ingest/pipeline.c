@@ -86,6 +86,8 @@ static struct pipeline_frame *frame_open(struct pipeline *p)
     }
     f->seq = p->next_seq++;
     f->nrecords = 0;
+    if (++p->nframes > p->peak_frames)
+        p->peak_frames = p->nframes;
     f->next = NULL;
     /* header (8) + seq (8) + count (4); count and length are patched at close */
     uint8_t hdr[20] = {PROTO_MAGIC0, PROTO_MAGIC1, PROTO_RECORDS, 0};
@@ -216,6 +218,7 @@ size_t pipeline_ack(struct pipeline *p, uint64_t seq, int64_t now_us, void (*on_
         p->bytes -= f->data.len;
         p->records_acked += f->nrecords;
         p->frames_acked++;
+        p->nframes--;
         if (on_latency && f->closed_us)
             on_latency(ctx, (double)(now_us - f->closed_us) / 1e6);
         if (f->data.cap <= 2 * PIPELINE_FRAME_BYTES && p->nfree < PIPELINE_FREE_FRAMES) { /* keep a few for reuse */
@@ -234,6 +237,17 @@ size_t pipeline_ack(struct pipeline *p, uint64_t seq, int64_t now_us, void (*on_
         w->on_acked(w);
     }
     return freed;
+}
+
+void pipeline_trim(struct pipeline *p)
+{
+    while (p->nfree > p->peak_frames) {
+        struct pipeline_frame *f = p->free_frames;
+        p->free_frames = f->next;
+        p->nfree--;
+        frame_destroy(f);
+    }
+    p->peak_frames = p->nframes;
 }
 
 int pipeline_empty(const struct pipeline *p) { return !p->head && !p->open; }

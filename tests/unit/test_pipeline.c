@@ -547,6 +547,26 @@ static void test_frame_reuse(void)
     CHECK_EQ_INT(p.nfree, PIPELINE_FREE_FRAMES);
     CHECK(p.free_frames == before);
     CHECK_EQ_INT(pipeline_empty(&p), 1);
+    /* the pool follows the load down: a trim keeps what was held at once since the last one */
+    pipeline_trim(&p); /* 100 were held at once: all kept */
+    CHECK_EQ_INT(p.nfree, PIPELINE_FREE_FRAMES);
+    for (unsigned i = 0; i < 3; i++) { /* now at most 3 at once */
+        make_batch(&b, i, 10, 10);
+        pipeline_admit(&p, &b, 12, &ws);
+    }
+    pipeline_close_open(&p, 12);
+    pipeline_ack(&p, ws, 13, NULL, NULL);
+    pipeline_trim(&p);
+    CHECK_EQ_INT(p.nfree, 3);
+    pipeline_trim(&p); /* nothing held since: the pool empties */
+    CHECK_EQ_INT(p.nfree, 0);
+    CHECK(p.free_frames == NULL);
+    make_batch(&b, 0, 1, 10); /* and frames are made again when needed */
+    CHECK_EQ_INT(pipeline_admit(&p, &b, 14, &ws), 0);
+    pipeline_close_open(&p, 14);
+    pipeline_ack(&p, ws, 15, NULL, NULL);
+    CHECK_EQ_INT(p.nfree, 1);
+    CHECK_EQ_INT(p.nframes, 0);
     pipeline_batch_free(&b);
     pipeline_free(&p);
     /* pipeline_free with open, closed and free frames held leaks nothing (valgrind/ASan) */
