@@ -19,9 +19,9 @@
 #define ACK_BUCKETS 12
 #define INGEST_MAX_INFLIGHT_FRAMES 2 /* frames on their way to the logshipper before the next waits */
 #define PARSE_SLICE_US 1000 /* most microseconds of body parsing between two polls (http_api.c) */
-#define WS_BACKLOG_BYTES (4 * PIPELINE_FRAME_BYTES) /* WebSocket sessions with a batch on its way wait above this */
 #define WS_SPARE_MAX_BYTES (1024 * 1024) /* a larger message buffer is freed, not kept */
 #define INGEST_READ_BUFFER (32 * 1024) /* lws's per-thread read buffer: see main.c */
+#define WS_RX_BUFFER_BYTES INGEST_READ_BUFFER /* a WebSocket's read size and receive buffer (ws_rxbuf.h) */
 
 struct ws_session;
 

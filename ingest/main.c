@@ -12,6 +12,7 @@
 #include "../common/log.h"
 #include "http_api.h"
 #include "ingest.h"
+#include "ws_rxbuf.h"
 #include "ws_stream.h"
 
 static volatile sig_atomic_t got_signal;
@@ -161,6 +162,11 @@ int main(int argc, char **argv)
     curl_global_init(CURL_GLOBAL_DEFAULT);
     lws_set_log_level(lws_log_level(in.cfg.app_log_level), lws_log_to_json);
 
+    /* one receive-buffer slot per connection lws may hold (fd_limit_per_thread below) */
+    if (ws_rxbuf_init((size_t)in.cfg.max_connections + 64, WS_RX_BUFFER_BYTES))
+        log_app(LOG_WARN, "could not reserve address space for %lld WebSocket receive buffers; they stay on the "
+                "heap, and each connection keeps a page of its own", in.cfg.max_connections + 64);
+
     struct lws_context_creation_info info;
     memset(&info, 0, sizeof(info));
     info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS | LWS_SERVER_OPTION_DISABLE_IPV6;
@@ -207,6 +213,7 @@ int main(int argc, char **argv)
     if (!in.vh) {
         log_app(LOG_ERROR, "cannot listen on %s:%lld (TELEMETRY_LISTEN, TELEMETRY_PORT)", in.cfg.listen, in.cfg.port);
         lws_context_destroy(in.ctx);
+        ws_rxbuf_shutdown();
         config_free(&in.cfg);
         return 1;
     }
@@ -289,6 +296,7 @@ int main(int argc, char **argv)
     in.link.closing = 1;
     shipper_link_free(&in.link);
     lws_context_destroy(in.ctx);
+    ws_rxbuf_shutdown(); /* after lws freed every connection's buffer */
     pipeline_free(&in.pipe);
     sessions_free(&in.sessions);
     pipeline_batch_free(&in.batch);

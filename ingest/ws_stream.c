@@ -328,7 +328,7 @@ static int parse_auth(const struct ingest *in, const char *msg, size_t len, json
     return 1;
 }
 
-static void on_message(struct ws_session *s)
+static void on_message(struct ws_session *s, void *data, size_t len)
 {
     json_t *root = NULL;
     const char *token = NULL;
@@ -348,6 +348,7 @@ static void on_message(struct ws_session *s)
         }
         json_decref(root);
         explicit_bzero(s->msg.p, s->msg.len); /* the token is not left in a shared buffer */
+        explicit_bzero(data, len);            /* nor in lws's read buffer */
         msg_release(s);
         return;
     }
@@ -358,7 +359,7 @@ static void on_message(struct ws_session *s)
     handle_batch(s);
 }
 
-static int on_receive(struct ws_session *s, const char *data, size_t len)
+static int on_receive(struct ws_session *s, void *data, size_t len)
 {
     struct ingest *in = s->in;
     if (s->close_code)
@@ -380,7 +381,7 @@ static int on_receive(struct ws_session *s, const char *data, size_t len)
         return 0;
     }
     if (lws_is_final_fragment(s->wsi) && !lws_remaining_packet_payload(s->wsi))
-        on_message(s);
+        on_message(s, data, len);
     return 0;
 }
 
@@ -539,5 +540,7 @@ void ws_stream_drain(struct ingest *in)
 static const struct lws_protocol_vhost_options ws_default_opt = {NULL, NULL, "default", "1"};
 const struct lws_protocol_vhost_options ws_stream_pvo = {NULL, &ws_default_opt, "tlm-stream", ""};
 
-/* rx_buffer_size 1024: idle connections stay small; large messages arrive in fragments. */
-const struct lws_protocols ws_stream_protocol = {"tlm-stream", ws_callback, sizeof(struct ws_session), 1024, 0, NULL, 0};
+/* rx_buffer_size: lws reads a WebSocket this much at a time (one read for a 100-record
+ * batch); the per-connection buffer of that size lws allocates costs no memory (ws_rxbuf.h). */
+const struct lws_protocols ws_stream_protocol = {"tlm-stream", ws_callback, sizeof(struct ws_session),
+                                                 WS_RX_BUFFER_BYTES, 0, NULL, 0};
