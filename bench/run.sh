@@ -34,7 +34,8 @@
 # BENCH_ONLY="json http ws idle stall" (sections to run), BENCH_PROFILE=1 (adds perf profiles of
 # both daemons under HTTP 100- and 1-record batches at 32 connections: profile-*.txt in the results),
 # BENCH_HTTP_POINTS / BENCH_WS_POINTS / BENCH_PROFILE_POINTS ("100x32 1x256": batch x conns, or
-# conns x window for ws; default all points) run only those points,
+# conns x window for ws, "ws64x8" for a WebSocket profile; default all points) run only those
+# points, BENCH_PROFILE_STAT=1 (counts per record instead of samples), BENCH_PERF_HZ (499),
 # BENCH_NOISE_PCT (10) / BENCH_NOISE_RETRY (1; quick 0): a point during which other processes
 # took more than that share of the service's or the load generator's core is run once more.
 set -u
@@ -342,24 +343,65 @@ ws_point() {   # ws_point CONNS WINDOW
         "$(ms "$(getkv "$P.kv" p50_us)")" "$(ms "$(getkv "$P.kv" p99_us)")" "$(getkv "$P.kv" check)")"
 }
 
+# BENCH_PROFILE_STAT=1: counts instead of samples (perf stat: CPU ms, syscalls, context
+# switches, page faults of each daemon per 1000 records), precise enough to compare two
+# builds or two loads run one after the other. BENCH_FAULTS=1 also records where the ingest's
+# page faults come from ($WORK/faults.data; keep it with BENCH_KEEP=1).
+profile_counts() {   # profile_counts LOAD_PID WHAT OUT
+    local w="$1" what="$2" out="$3" secs=$((SECONDS_PER_POINT > 3 ? SECONDS_PER_POINT - 2 : 1)) fp=""
+    if [ "${BENCH_FAULTS:-0}" = 1 ]; then
+        perf record -e page-faults --call-graph dwarf,16384 -p "$INGEST_PID" -o "$WORK/faults.data" \
+            -- sleep "$secs" >/dev/null 2>&1 &
+        fp=$!
+    fi
+    perf stat --per-thread -e task-clock,raw_syscalls:sys_enter,context-switches,page-faults \
+        -p "$INGEST_PID,$SHIP_PID" -o "$P/stat.txt" -- sleep "$secs"
+    [ -n "$fp" ] && wait "$fp"
+    wait "$w"
+    stop_tlm
+    { echo "# counts per 1000 records: $what (tlm $(getkv "$WORK/meta.kv" git)); $(getkv "$P/wrk.kv" accepted) records in the load"
+      $PY - "$P/stat.txt" "$(getkv "$P/wrk.kv" accepted)" "$(getkv "$P/wrk.kv" duration_us)" "$secs" <<'PYEOF'
+import sys
+path, n, dur_us, secs = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
+rec = n * secs / (dur_us / 1e6)        # records during the counted window, at the load's mean rate
+for line in open(path):
+    f = line.split()
+    if len(f) >= 3 and f[0].startswith("tlm-") and float(f[1].replace(",", "")) > 0:
+        v = float(f[1].replace(",", ""))
+        print("%-22s %-28s %12.2f per 1000 records" % (f[0], f[2] if f[2] != "msec" else "task-clock ms", v * 1000 / rec))
+PYEOF
+    } | tee "$out"
+}
+
 # BENCH_PROFILE=1: where the service's CPU goes, for 100- and 1-record batches at 32
 # connections (perf with DWARF call graphs; these loads are not in the tables: perf slows the
 # daemons). Written to the results as profile-bN-cC.txt (BENCH_PROFILE_POINTS picks others).
-profile_point() {   # profile_point BATCH CONNS
-    local batch="$1" conns="$2" f="$RESULTS/profile-b$1-c$2.txt"
+profile_point() {   # profile_point BATCH CONNS, or profile_point ws CONNS WINDOW
+    local batch="$1" conns="$2" f="$RESULTS/profile-b$1-c$2.txt" what="HTTP $1-record batches x $2 conns"
+    [ "$batch" = ws ] && f="$RESULTS/profile-ws-c$2-w$3.txt" what="WebSocket 100-record batches x $2 conns, window $3"
     next_point "profile-b$batch-c$conns"
     start_tlm || return 1
-    wrk_run "$TLM_URL" "$batch" "$conns" 202 "$SECONDS_PER_POINT" &
+    if [ "$batch" = ws ]; then
+        taskset -c "$LOAD_CPU" "$TOOLS/ws_load" --port "$TLM_PORT" --payload "$WORK/p100.json" --conns "$conns" \
+            --window "$3" --duration "$SECONDS_PER_POINT" --tokens "$TOKENS" --run "$RUN" \
+            --acked "$P/acked" --summary "$P/wrk.kv" >"$P/ws.txt" 2>&1 &
+    else
+        wrk_run "$TLM_URL" "$batch" "$conns" 202 "$SECONDS_PER_POINT" &
+    fi
     local w=$!
     sleep 1
-    perf record -F 499 --call-graph dwarf,16384 -p "$INGEST_PID,$SHIP_PID" -o "$WORK/perf.data" \
+    if [ "${BENCH_PROFILE_STAT:-0}" = 1 ]; then
+        profile_counts "$w" "$what" "$RESULTS/stat-${f##*/profile-}"
+        return 0
+    fi
+    perf record -F "${BENCH_PERF_HZ:-499}" --call-graph dwarf,16384 -p "$INGEST_PID,$SHIP_PID" -o "$WORK/perf.data" \
         -- sleep $((SECONDS_PER_POINT > 3 ? SECONDS_PER_POINT - 2 : 1)) >/dev/null 2>&1
     wait "$w"
     stop_tlm
     local rep="perf report -i $WORK/perf.data --stdio -g none"
     {
-        echo "# where the service's CPU goes: HTTP $batch-record batches x $conns conns (tlm $(getkv "$WORK/meta.kv" git), $(date -u +%F))"
-        echo "# wrk under perf: $(getkv "$P/wrk.kv" accepted) records in $(getkv "$P/wrk.kv" duration_us) us"
+        echo "# where the service's CPU goes: $what (tlm $(getkv "$WORK/meta.kv" git), $(date -u +%F))"
+        echo "# load under perf: $(getkv "$P/wrk.kv" accepted) records in $(getkv "$P/wrk.kv" duration_us) us"
         echo "# jansson has no symbols (no debug package): its internals show as libjansson addresses"
         echo; echo "## CPU share by process"
         $rep --no-children --sort comm 2>/dev/null | grep '%'
@@ -395,7 +437,12 @@ run_profile() {
     command -v perf >/dev/null || { say "profile: perf missing (Debian linux-perf): skipped"; return 0; }
     say "profile: perf of the daemons under wrk (not part of the tables)"
     local bc
-    for bc in ${BENCH_PROFILE_POINTS:-100x32 1x32}; do profile_point "${bc%x*}" "${bc#*x}"; done
+    for bc in ${BENCH_PROFILE_POINTS:-100x32 1x32}; do
+        case "$bc" in
+            ws*) bc="${bc#ws}"; profile_point ws "${bc%x*}" "${bc#*x}" ;;   # wsCONNSxWINDOW
+            *) profile_point "${bc%x*}" "${bc#*x}" ;;
+        esac
+    done
 }
 
 run_ws() {
