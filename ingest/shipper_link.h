@@ -20,7 +20,8 @@ struct shipper_link {
     int ready;               /* peer HELLO received */
     struct buf in, out;
     size_t out_off;
-    uint64_t sent_seq;       /* highest frame seq copied to out on this connection */
+    uint64_t sent_seq;       /* highest frame seq written whole on this connection */
+    size_t frame_off;        /* bytes of the next frame (sent_seq + 1) written so far */
     uint64_t max_sent_seq;   /* highest ever sent: lower ones sent again are re-sends */
     int backoff_ms;
     int closing;             /* BYE sent: close once out is drained */
@@ -41,7 +42,7 @@ extern const struct lws_protocols shipper_link_protocol;
 void shipper_link_init(struct shipper_link *l, struct lws_context *ctx, struct lws_vhost *vh,
                        const char *path, struct pipeline *pipe);
 void shipper_link_start(struct shipper_link *l);
-/* Copies closed, unsent frames to the socket as room allows. Call after closing frames. */
+/* Writes closed, unsent frames to the socket as room allows. Call after closing frames. */
 void shipper_link_pump(struct shipper_link *l);
 /* Queues a STATS frame (dropped if the link is down: stats are snapshots). */
 void shipper_link_send_stats(struct shipper_link *l, int64_t ts_ms, const char *text, size_t len);
