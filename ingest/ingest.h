@@ -20,6 +20,7 @@
 #define INGEST_MAX_INFLIGHT_FRAMES 2 /* frames on their way to the logshipper before the next waits */
 #define PARSE_SLICE_US 1000 /* most microseconds of body parsing between two polls (http_api.c) */
 #define WS_SPARE_MAX_BYTES (1024 * 1024) /* a larger message buffer is freed, not kept */
+#define WS_WRITE_MAX_BYTES (16 * 1024) /* answers of one session sent in one write, at most */
 #define INGEST_READ_BUFFER (32 * 1024) /* lws's per-thread read buffer: see main.c */
 #define WS_RX_BUFFER_BYTES INGEST_READ_BUFFER /* a WebSocket's read size and receive buffer (ws_rxbuf.h) */
 
@@ -64,6 +65,7 @@ struct ingest {
     int inflight;                    /* requests started and not answered */
     struct ws_session *ws_sessions;  /* open WebSocket sessions */
     struct buf ws_spare;             /* a message buffer no session holds (ws_stream.c) */
+    struct buf ws_out;               /* the answers of one WebSocket write (ws_stream.c) */
     int ws_count;
     long long connections;           /* open client connections (TELEMETRY_MAX_CONNECTIONS) */
     int64_t started_us;

@@ -225,6 +225,7 @@ int main(int argc, char **argv)
     pipeline_batch_init(&in.batch);
     buf_init(&in.stats_text);
     buf_init(&in.ws_spare);
+    buf_init(&in.ws_out);
     if (sessions_init(&in.sessions, in.cfg.max_session, in.cfg.session_ttl_s, in.cfg.record_min_interval_ms)) {
         log_app(LOG_ERROR, "out of memory");
         return 1;
@@ -305,6 +306,7 @@ int main(int argc, char **argv)
     json_arena_free(&in.arena);
     buf_free(&in.stats_text);
     buf_free(&in.ws_spare);
+    buf_free(&in.ws_out);
     config_free(&in.cfg);
     curl_global_cleanup();
     return exit_code;
