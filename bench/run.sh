@@ -36,6 +36,7 @@
 # BENCH_HTTP_POINTS / BENCH_WS_POINTS / BENCH_PROFILE_POINTS ("100x32 1x256": batch x conns, or
 # conns x window for ws, "ws64x8" for a WebSocket profile; default all points) run only those
 # points, BENCH_PROFILE_STAT=1 (counts per record instead of samples), BENCH_PERF_HZ (499),
+# BENCH_BUILD_DIR (build/bench) and BENCH_NO_BUILD=1 run daemons built elsewhere (A/B runs),
 # BENCH_NOISE_PCT (10) / BENCH_NOISE_RETRY (1; quick 0): a point during which other processes
 # took more than that share of the service's or the load generator's core is run once more.
 set -u
@@ -59,7 +60,7 @@ WORK="${BENCH_WORK:-/dev/shm/tlm-bench}"
 ONLY="${BENCH_ONLY:-json http ws idle stall}"
 if [ "$QUICK" = 1 ]; then RESULTS="${BENCH_RESULTS:-build/bench/results-quick}"
 else RESULTS="${BENCH_RESULTS:-bench/results}"; fi
-BUILD=build/bench
+BUILD="${BENCH_BUILD_DIR:-build/bench}"
 TOOLS=$BUILD/tools
 PY=/usr/bin/python3
 LIB="$PY $ROOT/bench/benchlib.py"
@@ -535,7 +536,7 @@ run_stall() {
 # ---- main ----
 say "installing what is missing, building (optimised, $BUILD)"
 scripts/deps.sh build bench || exit 1
-make --no-print-directory BUILD="$BUILD" all >/dev/null || { say "build failed"; exit 1; }
+[ "${BENCH_NO_BUILD:-0}" = 1 ] || make --no-print-directory BUILD="$BUILD" all >/dev/null || { say "build failed"; exit 1; }
 make --no-print-directory -f bench/bench.mk BENCH_BUILD="$BUILD" >/dev/null || { say "bench tools build failed"; exit 1; }
 
 ulimit -n "$(ulimit -Hn)" 2>/dev/null
