@@ -147,22 +147,24 @@ static int link_send_all(struct shipper_link *l)
 {
     for (;;) {
         struct iovec iov[LINK_IOV];
+        struct pipeline_frame *of[LINK_IOV]; /* the frame of each buffer, NULL for control bytes */
         int n = 0;
         struct pipeline_frame *f = l->ready ? link_next_frame(l) : NULL;
-        size_t off = l->frame_off;
-        if (f && off) { /* never split a frame with anything else */
-            iov[n++] = (struct iovec){f->data.p + off, f->data.len - off};
+        if (f && l->frame_off) { /* never split a frame with anything else */
+            of[n] = f;
+            iov[n++] = (struct iovec){f->data.p + l->frame_off, f->data.len - l->frame_off};
             f = f->next;
         }
-        if (l->out_off < l->out.len)
+        if (l->out_off < l->out.len) {
+            of[n] = NULL;
             iov[n++] = (struct iovec){l->out.p + l->out_off, l->out.len - l->out_off};
-        for (; f && !l->closing && n < LINK_IOV; f = f->next)
-            iov[n++] = (struct iovec){f->data.p, f->data.len};
-        if (n == 0) {
-            buf_reset(&l->out);
-            l->out_off = 0;
-            return l->closing ? -1 : 1; /* closing: the BYE is out */
         }
+        for (; f && !l->closing && n < LINK_IOV; f = f->next) {
+            of[n] = f;
+            iov[n++] = (struct iovec){f->data.p, f->data.len};
+        }
+        if (n == 0)
+            return l->closing ? -1 : 1; /* closing: the BYE is out */
         ssize_t w = writev(l->fd, iov, n);
         if (w < 0 && errno == EINTR)
             continue;
@@ -171,34 +173,20 @@ static int link_send_all(struct shipper_link *l)
         if (w < 0)
             return -1;
         l->bytes_sent += (uint64_t)w;
-        /* walk the same buffers again, in the same order, to account for what went */
         size_t left = (size_t)w;
-        f = l->ready ? link_next_frame(l) : NULL;
-        if (f && l->frame_off) {
-            size_t rest = f->data.len - l->frame_off;
-            if (left < rest) {
-                l->frame_off += left;
-                continue;
-            }
-            left -= rest;
-            link_frame_done(l, f);
-            f = f->next;
-        }
-        size_t pending = l->out.len - l->out_off;
-        if (pending) {
-            size_t took = left < pending ? left : pending;
-            l->out_off += took;
+        for (int i = 0; i < n && left; i++) {
+            size_t took = left < iov[i].iov_len ? left : iov[i].iov_len;
             left -= took;
-            if (took < pending)
-                continue;
+            if (!of[i])
+                l->out_off += took;
+            else if (took < iov[i].iov_len)
+                l->frame_off += took; /* 0 before, unless this is the frame already begun */
+            else
+                link_frame_done(l, of[i]);
         }
-        for (; f && left; f = f->next) {
-            if (left < f->data.len) {
-                l->frame_off = left;
-                break;
-            }
-            left -= f->data.len;
-            link_frame_done(l, f);
+        if (l->out_off == l->out.len) { /* control bytes all out: the buffer starts over */
+            buf_reset(&l->out);
+            l->out_off = 0;
         }
     }
 }
