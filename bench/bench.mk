@@ -7,7 +7,7 @@ BENCH_CC     ?= cc
 BENCH_CFLAGS := -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -O2 -g
 
 .PHONY: bench-tools
-bench-tools: $(BENCH_TOOLS)/ws_load $(BENCH_TOOLS)/json_ceiling
+bench-tools: $(BENCH_TOOLS)/ws_load $(BENCH_TOOLS)/json_ceiling $(BENCH_TOOLS)/write_floor
 
 $(BENCH_TOOLS)/ws_load: bench/ws_load.c bench/bench.mk
 	@mkdir -p $(dir $@)
@@ -16,3 +16,7 @@ $(BENCH_TOOLS)/ws_load: bench/ws_load.c bench/bench.mk
 $(BENCH_TOOLS)/json_ceiling: bench/json_ceiling.c bench/bench.mk
 	@mkdir -p $(dir $@)
 	$(BENCH_CC) $(BENCH_CFLAGS) $(shell pkg-config --cflags jansson) $< -o $@ $(shell pkg-config --libs jansson)
+
+$(BENCH_TOOLS)/write_floor: bench/write_floor.c bench/bench.mk
+	@mkdir -p $(dir $@)
+	$(BENCH_CC) $(BENCH_CFLAGS) $< -o $@

@@ -190,10 +190,12 @@ def cmd_check(a):
     rids = set()
     dups = 0
     lines = 0
+    out_bytes = 0
     untagged = 0
     with open(a.out, "rb") as f:
         for line in f:
             lines += 1
+            out_bytes += len(line)
             m = RID.search(line)
             if m:
                 rid = m.group(1)
@@ -221,6 +223,7 @@ def cmd_check(a):
     ok = (lost == 0 and dups == 0 and incomplete == 0 and untagged == 0 and len(acked_set) == len(acked)
           and extra <= unacked_sent and lines == (len(acked_set) + extra) * a.batch)
     print("lines=%d" % lines)
+    print("out_bytes=%d" % out_bytes)
     print("acked_batches=%d" % len(acked))
     print("acked_records=%d" % (len(acked) * a.batch))
     print("lost_batches=%d" % lost)

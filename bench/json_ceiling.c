@@ -1,10 +1,14 @@
 /* json_ceiling.c - the parse-only ceiling of `make bench`: how many records per second
  * jansson alone can parse on one core, with the bench's own batch template.
  *
- *   json_ceiling --payload FILE [--seconds S]
+ *   json_ceiling --payload FILE [--seconds S] [--arena]
  *
  * The template's @ID@ marks are replaced by a fixed 16-hex-digit tag (as the load
  * generators do), then json_loadb (the flags the ingest uses) + json_decref run in a loop.
+ * With --arena jansson allocates from a bump arena emptied after each parse (what the
+ * ingest's json_arena.c does), the fastest jansson parse there is: the floor of the bench's
+ * "what this host allows" table. Without it, jansson's default malloc: the ceiling the
+ * issue's tlm / ceiling ratio is defined against.
  * Prints key=value: parses, records per batch, records/s, MB/s. run.sh pins it to a core.
  */
 #include <jansson.h>
@@ -14,6 +18,29 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+/* a bump arena for --arena: 16-byte aligned blocks, nothing freed until the parse is over;
+ * blocks that do not fit come from malloc and go back to free */
+#define ARENA_BYTES (8u << 20)
+static unsigned char *arena;
+static size_t arena_used;
+
+static void *arena_alloc(size_t n)
+{
+    n = (n + 15) & ~(size_t)15;
+    if (arena_used + n > ARENA_BYTES)
+        return malloc(n);
+    void *p = arena + arena_used;
+    arena_used += n;
+    return p;
+}
+
+static void arena_release(void *p)
+{
+    unsigned char *c = p;
+    if (c && (c < arena || c >= arena + ARENA_BYTES))
+        free(p);
+}
 
 static double now_s(void)
 {
@@ -67,18 +94,21 @@ int main(int argc, char **argv)
 {
     const char *path = NULL;
     double seconds = 5;
+    int use_arena = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--payload") && i + 1 < argc)
             path = argv[++i];
+        else if (!strcmp(argv[i], "--arena"))
+            use_arena = 1;
         else if (!strcmp(argv[i], "--seconds") && i + 1 < argc)
             seconds = atof(argv[++i]);
         else {
-            fprintf(stderr, "usage: json_ceiling --payload FILE [--seconds S]\n");
+            fprintf(stderr, "usage: json_ceiling --payload FILE [--seconds S] [--arena]\n");
             return 2;
         }
     }
     if (!path) {
-        fprintf(stderr, "usage: json_ceiling --payload FILE [--seconds S]\n");
+        fprintf(stderr, "usage: json_ceiling --payload FILE [--seconds S] [--arena]\n");
         return 2;
     }
     size_t len;
@@ -97,6 +127,14 @@ int main(int argc, char **argv)
                      json_array_size(json_object_get(probe, "events")) +
                      json_array_size(json_object_get(probe, "metrics"));
     json_decref(probe);
+    if (use_arena) {
+        arena = aligned_alloc(16, ARENA_BYTES);
+        if (!arena) {
+            fprintf(stderr, "json_ceiling: out of memory\n");
+            return 1;
+        }
+        json_set_alloc_funcs(arena_alloc, arena_release);
+    }
 
     uint64_t parses = 0;
     double t0 = now_s(), t = t0;
@@ -106,14 +144,16 @@ int main(int argc, char **argv)
             if (!j)
                 return 1;
             json_decref(j);
+            arena_used = 0;
         }
         parses += 64;
         t = now_s();
     }
     double el = t - t0;
-    printf("parses=%llu\nbatch=%zu\nbody_bytes=%zu\nseconds=%.2f\nrecords_per_s=%.0f\nmb_per_s=%.1f\n",
-           (unsigned long long)parses, records, len, el, (double)parses * (double)records / el,
+    printf("arena=%d\nparses=%llu\nbatch=%zu\nbody_bytes=%zu\nseconds=%.2f\nrecords_per_s=%.0f\nmb_per_s=%.1f\n",
+           use_arena, (unsigned long long)parses, records, len, el, (double)parses * (double)records / el,
            (double)parses * (double)len / el / 1e6);
     free(body);
+    free(arena);
     return 0;
 }
