@@ -38,6 +38,7 @@
 # conns x window for ws, "ws64x8" for a WebSocket profile; default all points) run only those
 # points, BENCH_PROFILE_STAT=1 (counts per record instead of samples), BENCH_PERF_HZ (499),
 # BENCH_BUILD_DIR (build/bench) and BENCH_NO_BUILD=1 run daemons built elsewhere (A/B runs),
+# BENCH_NGINX=0 (HTTP points against tlm only),
 # BENCH_NOISE_PCT (10) / BENCH_NOISE_RETRY (1; quick 0): a point during which other processes
 # took more than that share of the service's or the load generator's core is run once more.
 set -u
@@ -327,13 +328,14 @@ run_http() {
         for b in 1 10 100 1000; do for c in 1 32 256; do set -- "$@" "$b $c"; done; done
     fi
     say "http: wrk batches against tlm and nginx, ${SECONDS_PER_POINT}s a point"
-    start_nginx || return 1
+    local nginx="${BENCH_NGINX:-1}"   # BENCH_NGINX=0: tlm points only (A/B runs of two builds)
+    [ "$nginx" = 1 ] && { start_nginx || return 1; }
     for bc in "$@"; do
         read -r b c <<<"$bc"
         with_retry http_point tlm "$b" "$c"
-        with_retry http_point nginx "$b" "$c"
+        [ "$nginx" = 1 ] && with_retry http_point nginx "$b" "$c"
     done
-    stop_pid "$NGINX_PID" 5
+    [ "$nginx" = 1 ] && stop_pid "$NGINX_PID" 5
     NGINX_PID=""
 }
 
