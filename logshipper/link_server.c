@@ -46,6 +46,7 @@ struct link {
     uint64_t acked_seq;   /* highest seq acked */
     int in_writeable;     /* inside its LWS_CALLBACK_RAW_WRITEABLE_FILE */
     lws_sorted_usec_list_t rearm_sul;
+    lws_sorted_usec_list_t ack_sul; /* a frame was written: ack before the next poll */
     char *stats;          /* the latest STATS text */
     lws_usec_t stats_at_us; /* when it came */
     size_t stats_len;
@@ -233,12 +234,37 @@ static void link_put_ack(struct link *l)
     }
 }
 
+/* Sends the ACK of what is written now, without asking poll first: the socket nearly
+ * always has room for 16 bytes, and a POLLOUT round cost two poll(2) calls and a loop pass
+ * per frame. An EAGAIN leaves it to the writeable callback. */
+static int link_ack_now(struct link *l)
+{
+    lws_sul_cancel(&l->ack_sul);
+    if (l->closing || l->written_seq <= l->acked_seq)
+        return 0; /* a closing link's writeable callback sends what is queued, BYE last */
+    link_put_ack(l);
+    if (link_send(l) == 0)
+        return 0;
+    /* dead: lws closes it from its callback on the next pass */
+    if (l->wsi)
+        lws_set_timeout(l->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+    return -1;
+}
+
+static void link_ack_cb(lws_sorted_usec_list_t *sul)
+{
+    link_ack_now(lws_container_of(sul, struct link, ack_sul));
+}
+
+/* The writer finished frame seq. Every frame the writer finishes in one flush shares one
+ * ACK: the reader of a link flushes and acks itself (link_cb), and a flush from the
+ * writer's own POLLOUT or timer leaves the ACK to this timer, due before the next poll. */
 void link_server_frame_done(void *owner, uint64_t seq)
 {
     struct link *l = owner;
     if (seq > l->written_seq)
         l->written_seq = seq;
-    link_want_write(l);
+    lws_sul_schedule(l->ls->ctx, 0, &l->ack_sul, link_ack_cb, 0);
 }
 
 /* ---- links: incoming frames ---- */
@@ -458,6 +484,7 @@ static void link_free(struct link *l)
 {
     struct link_server *ls = l->ls;
     lws_sul_cancel(&l->rearm_sul);
+    lws_sul_cancel(&l->ack_sul);
     writer_forget_owner(ls->writer, l);
     if (l->prev)
         l->prev->next = l->next;
@@ -509,7 +536,11 @@ static int link_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user
         return 0;
     }
     case LWS_CALLBACK_RAW_RX_FILE:
-        return link_read(l) < 0 ? -1 : 0;
+        if (link_read(l) < 0)
+            return -1;
+        /* the frames just read go to stdout and their ACK back now, in this pass */
+        writer_kick(l->ls->writer);
+        return link_ack_now(l) < 0 ? -1 : 0;
     case LWS_CALLBACK_RAW_WRITEABLE_FILE: {
         if (!l->closing)
             link_put_ack(l);

@@ -69,6 +69,7 @@ struct writer {
     int in_writeable;                  /* inside its LWS_CALLBACK_RAW_WRITEABLE_FILE */
     lws_sorted_usec_list_t sul;        /* wait_timer */
     lws_sorted_usec_list_t rearm_sul;  /* POLLOUT asked from inside the writeable callback */
+    lws_sorted_usec_list_t flush_sul;  /* lines queued: flush before the next poll */
 };
 
 static double now_mono(void)
@@ -163,11 +164,19 @@ static void want_timer(struct writer *w, int ms)
         w->hooks.wait_timer(ms, w->hooks.user);
 }
 
+static void writer_flush_cb(lws_sorted_usec_list_t *sul);
+
+/* Lines were queued. Console output is written without asking poll first: stdout is
+ * nearly always writable, and a POLLOUT round cost two poll(2) calls and a loop pass per
+ * frame. The owner of the input calls writer_kick after its read; this timer is the net
+ * for a push nobody kicks. Only an EAGAIN makes the writer wait for POLLOUT. */
 static void want_flush(struct writer *w)
 {
     if (w->blocked || w->failing || w->fatal)
         return; /* a POLLOUT or a timer is already due */
-    if (w->cfg.sink == WRITER_CONSOLE)
+    if (w->cfg.sink == WRITER_CONSOLE && w->ctx)
+        lws_sul_schedule(w->ctx, 0, &w->flush_sul, writer_flush_cb, 0);
+    else if (w->cfg.sink == WRITER_CONSOLE)
         want_writable(w);
     else
         want_timer(w, 0);
@@ -421,8 +430,17 @@ int writer_push(struct writer *w, const struct proto_frame *f, void *owner)
     return 0;
 }
 
+void writer_kick(struct writer *w)
+{
+    if (w->blocked || w->failing || w->fatal || w->cfg.sink != WRITER_CONSOLE || w->start == w->end)
+        return; /* POLLOUT or the retry timer brings the next flush; or nothing to write */
+    writer_flush(w);
+}
+
 enum writer_state writer_flush(struct writer *w)
 {
+    if (w->ctx)
+        lws_sul_cancel(&w->flush_sul); /* this is the flush it stood for */
     if (w->fatal)
         return WRITER_FATAL;
     w->failing = 0;
@@ -571,6 +589,12 @@ static void writer_sul_cb(lws_sorted_usec_list_t *sul)
     writer_flush(w);
 }
 
+static void writer_flush_cb(lws_sorted_usec_list_t *sul)
+{
+    struct writer *w = lws_container_of(sul, struct writer, flush_sul);
+    writer_flush(w);
+}
+
 static void writer_rearm_cb(lws_sorted_usec_list_t *sul)
 {
     struct writer *w = lws_container_of(sul, struct writer, rearm_sul);
@@ -649,6 +673,7 @@ void writer_lws_detach(struct writer *w)
     if (w->ctx) {
         lws_sul_cancel(&w->sul);
         lws_sul_cancel(&w->rearm_sul);
+        lws_sul_cancel(&w->flush_sul);
     }
     w->ctx = NULL;
 }

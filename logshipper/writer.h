@@ -76,6 +76,9 @@ int writer_push(struct writer *w, const struct proto_frame *f, void *owner);
 /* Writes as much as the output takes now; fires frame_done/pressure hooks as it goes and
  * asks for the next call through wait_writable / wait_timer when it stops early. */
 enum writer_state writer_flush(struct writer *w);
+/* Console: writer_flush now if lines wait and the output is not known to be blocked or
+ * failing (then POLLOUT or the retry timer brings the flush). For whoever just pushed. */
+void writer_kick(struct writer *w);
 /* The owner went away: its queued frames are still written but nobody is told. */
 void writer_forget_owner(struct writer *w, void *owner);
 
