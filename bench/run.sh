@@ -38,7 +38,8 @@
 # conns x window for ws, "ws64x8" for a WebSocket profile; default all points) run only those
 # points, BENCH_PROFILE_STAT=1 (counts per record instead of samples), BENCH_PERF_HZ (499),
 # BENCH_BUILD_DIR (build/bench) and BENCH_NO_BUILD=1 run daemons built elsewhere (A/B runs),
-# BENCH_NGINX=0 (HTTP points against tlm only),
+# BENCH_NGINX=0 (HTTP points against tlm only), BENCH_INGEST_WRAP (a command the ingest runs
+# under, e.g. valgrind --tool=callgrind: instruction counts for A/B),
 # BENCH_NOISE_PCT (10) / BENCH_NOISE_RETRY (1; quick 0): a point during which other processes
 # took more than that share of the service's or the load generator's core is run once more.
 set -u
@@ -153,7 +154,10 @@ start_tlm() {
     fi
     SHIP_PID=$!
     $LIB wait --url "http://127.0.0.1:$METRICS_PORT/health/live" --pid "$SHIP_PID" || { fail "logshipper did not start (see $WORK/logshipper.err)"; return 1; }
-    env "$@" taskset -c "$SVC_CPU" "$BUILD/tlm-ingest" 2>>"$WORK/ingest.err" &
+    # BENCH_INGEST_WRAP: a command the ingest runs under, e.g. "valgrind --tool=callgrind
+    # --callgrind-out-file=/tmp/cg.%p" to count instructions per record (A/B of two builds
+    # without this host's drift); it must keep the pid (exec)
+    env "$@" taskset -c "$SVC_CPU" ${BENCH_INGEST_WRAP:-} "$BUILD/tlm-ingest" 2>>"$WORK/ingest.err" &
     INGEST_PID=$!
     $LIB wait --url "$TLM_URL/health/ready" --pid "$INGEST_PID" || { fail "ingest did not become ready (see $WORK/ingest.err)"; return 1; }
     $LIB gauth-stats --gauth "$GAUTH_URL" --reset

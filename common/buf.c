@@ -21,7 +21,7 @@ void buf_reset(struct buf *b)
     b->oom = 0;
 }
 
-int buf_reserve(struct buf *b, size_t extra)
+int buf_grow(struct buf *b, size_t extra)
 {
     if (b->oom)
         return -1;
@@ -43,27 +43,6 @@ int buf_reserve(struct buf *b, size_t extra)
     b->cap = cap;
     return 0;
 }
-
-void buf_append(struct buf *b, const void *data, size_t len)
-{
-    if (!len)
-        return;
-    if (buf_reserve(b, len))
-        return;
-    memcpy(b->p + b->len, data, len);
-    b->len += len;
-    b->p[b->len] = '\0';
-}
-
-void buf_putc(struct buf *b, char c)
-{
-    if (buf_reserve(b, 1))
-        return;
-    b->p[b->len++] = c;
-    b->p[b->len] = '\0';
-}
-
-void buf_puts(struct buf *b, const char *s) { buf_append(b, s, strlen(s)); }
 
 void buf_printf(struct buf *b, const char *fmt, ...)
 {
