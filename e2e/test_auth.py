@@ -113,3 +113,44 @@ def test_no_token_or_secret_in_any_log(tlm, outage_svc):
         leaked = sorted(s for s in secrets if s in logs)
         bad = [ln for ln in logs.splitlines() if any(s in ln for s in leaked)][:5]
         assert not leaked, "tokens/secrets in the logs of %s: %s\n%s" % (target.name, leaked, "\n".join(bad))
+
+
+@pytest.mark.timeout(90)
+def test_token_answer_during_the_parse_queue_gets_202(tlm, gauth):
+    """A request whose body is complete waits in the parse queue (1 ms slices between polls)
+    behind other bodies; GAuth answers for its new token meanwhile. It must be processed
+    once, from the queue, and answered 202. (An answer landing while the request was queued
+    used to process it at once and again from the queue, on its released body: 400
+    invalid_json for a batch whose records were written.)"""
+    import concurrent.futures
+    import threading
+    big = [{"msg": "queued record %d %s" % (i, "x" * 180)} for i in range(1500)]
+    assert tlm.post({"appName": "wwe_ui", "traces": big[:1]}, token="dev-token").status_code == 202  # cached
+    codes = []
+    try:
+        gauth.set_mode("stall", stall_ms=15)  # new tokens are answered while the queue is busy
+        for rnd in range(4):
+            users = {}
+            for i in range(6):
+                users[uniq("queue-token")] = {"username": "agent%d" % i, "loginName": "agent%d" % i,
+                                              "contactCenterId": ACME_CC, "environmentId": "e2e-environment-0001",
+                                              "dbid": 5000 + i, "authorities": ["ROLE_AGENT"]}
+            gauth.add_users(users)
+            go = threading.Event()
+
+            def send(token, delay):
+                go.wait()
+                time.sleep(delay)
+                r = tlm.post({"appName": "wwe_ui", "traces": big}, token=token, timeout=60)
+                return r.status_code, r.text[:160]
+
+            jobs = [("dev-token", 0.0)] * 10 + [(t, 0.004) for t in users]  # cached bodies first in the queue
+            with concurrent.futures.ThreadPoolExecutor(len(jobs)) as ex:
+                futs = [ex.submit(send, t, d) for t, d in jobs]
+                go.set()
+                codes += [f.result() for f in futs]
+    finally:
+        gauth.set_mode("ok")
+    bad = [c for c in codes if c[0] != 202]
+    assert not bad, "every batch is valid and must be answered 202 (%d of %d were not): %s" % (
+        len(bad), len(codes), bad[:3])

@@ -209,11 +209,13 @@ static void on_ack_timeout(struct deadline *d)
                   "the records are buffered but the log shipper has not confirmed them in time; retry with the same batchId");
 }
 
+/* Once per request: from the parse queue (or at once for a request without a body), when
+ * both its body and its identity are there. */
 static void process_batch(struct http_session *s)
 {
     struct ingest *in = s->in;
-    if (s->status || !s->body_done || s->auth_state == AUTH_PENDING)
-        return;
+    if (s->status || s->pw.linked || !s->body_done || s->auth_state == AUTH_PENDING)
+        return; /* answered, waiting for its ack, or not ready */
     if (s->auth_state == -1) {
         respond_error(s, 401, "missing_token", "an Authorization: Bearer <token> header is required");
         return;
@@ -328,13 +330,18 @@ static void parse_later(struct http_session *s)
     }
 }
 
+/* GAuth answered for this request's token. A complete body goes (back) to the parse queue:
+ * if it is still queued it stays in its place. Processing it here while it was queued
+ * processed it twice, the second time on its released body (400 invalid_json, or no answer
+ * at all once the first one's ack came). */
 static void on_auth(struct auth_waiter *w, int result, const struct auth_identity *id)
 {
     struct http_session *s = lws_container_of(w, struct http_session, aw);
     s->auth_state = result;
     if (result == AUTH_OK)
         s->id = *id;
-    process_batch(s);
+    if (s->body_done && !s->status)
+        parse_later(s);
 }
 
 /* ---- request start ---- */
