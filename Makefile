@@ -87,12 +87,16 @@ FUZZ_CFLAGS := -std=gnu11 -g -O1 -D_GNU_SOURCE -pthread $(FUZZ_SAN) $(PKG_CFLAGS
 FUZZ_SRCS   := $(wildcard */fuzz_*.c)
 FUZZ_TARGETS := $(patsubst %.c,build/fuzz/%,$(notdir $(FUZZ_SRCS)))
 FUZZ_LIB_OBJ := $(patsubst %.c,build/fuzz/obj/%.o,$(COMMON_SRC) $(INGEST_SRC) $(SHIPPER_SRC))
-build/fuzz/obj/%.o: %.c
+# -MMD: an object is rebuilt when a header it includes changes, and all of them when the
+# Makefile does (their flags live here) (a stale object in the
+# archive linked against functions a header had made inline)
+build/fuzz/obj/%.o: %.c Makefile
 	@mkdir -p $(dir $@)
-	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c $< -o $@
 build/fuzz/libtlm.a: $(FUZZ_LIB_OBJ)
 	@rm -f $@; ar rcs $@ $^
-build/fuzz/fuzz_%: build/fuzz/libtlm.a
+.SECONDEXPANSION:
+build/fuzz/fuzz_%: build/fuzz/libtlm.a $$(filter %/fuzz_$$*.c,$(FUZZ_SRCS))
 	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer $(filter %/fuzz_$*.c,$(FUZZ_SRCS)) build/fuzz/libtlm.a -o $@ $(PKG_LIBS) -lm
 fuzz-build: $(FUZZ_TARGETS)
 fuzz: fuzz-build
@@ -119,4 +123,4 @@ images:
 clean:
 	rm -rf build
 
--include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+-include $(shell find $(BUILD)/obj build/fuzz -name '*.d' 2>/dev/null)
