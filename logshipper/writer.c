@@ -164,6 +164,10 @@ static void want_timer(struct writer *w, int ms)
         w->hooks.wait_timer(ms, w->hooks.user);
 }
 
+/* The output is blocked (POLLOUT armed), failing (the retry timer armed) or gone: the next
+ * flush is already due, or never. */
+static int flush_waits(const struct writer *w) { return w->blocked || w->failing || w->fatal; }
+
 static void writer_flush_cb(lws_sorted_usec_list_t *sul);
 
 /* Lines were queued. Console output is written without asking poll first: stdout is
@@ -172,14 +176,14 @@ static void writer_flush_cb(lws_sorted_usec_list_t *sul);
  * for a push nobody kicks. Only an EAGAIN makes the writer wait for POLLOUT. */
 static void want_flush(struct writer *w)
 {
-    if (w->blocked || w->failing || w->fatal)
-        return; /* a POLLOUT or a timer is already due */
-    if (w->cfg.sink == WRITER_CONSOLE && w->ctx)
-        lws_sul_schedule(w->ctx, 0, &w->flush_sul, writer_flush_cb, 0);
-    else if (w->cfg.sink == WRITER_CONSOLE)
-        want_writable(w);
-    else
+    if (flush_waits(w))
+        return;
+    if (w->cfg.sink != WRITER_CONSOLE)
         want_timer(w, 0);
+    else if (w->ctx)
+        lws_sul_schedule(w->ctx, 0, &w->flush_sul, writer_flush_cb, 0);
+    else
+        want_writable(w);
 }
 
 /* ---- the frame queue ---- */
@@ -432,8 +436,8 @@ int writer_push(struct writer *w, const struct proto_frame *f, void *owner)
 
 void writer_kick(struct writer *w)
 {
-    if (w->blocked || w->failing || w->fatal || w->cfg.sink != WRITER_CONSOLE || w->start == w->end)
-        return; /* POLLOUT or the retry timer brings the next flush; or nothing to write */
+    if (flush_waits(w) || w->cfg.sink != WRITER_CONSOLE || w->start == w->end)
+        return;
     writer_flush(w);
 }
 
