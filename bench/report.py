@@ -126,6 +126,20 @@ def line_bytes(http):
     return float("nan")
 
 
+def rate_floor(name, per, unit, goal, parse_us, write_us, nginx, tlm, tlm_key):
+    """A throughput floor: parse + stdout + nginx's CPU per record (or request)."""
+    http_us = num(nginx, "cpu_s_per_mrec")
+    us = parse_us + write_us + http_us
+    best = 1e6 / us
+    v = num(tlm, tlm_key)
+    return {"name": name,
+            "floor": "parse %s + stdout %s + HTTP %s = %s µs a %s" % (
+                fmt(parse_us), fmt(write_us), fmt(http_us), fmt(us), per),
+            "best_value": "%s %s" % (fmt_int(best), unit),
+            "out_of_reach": best < goal,
+            "goal": "≥ " + fmt_int(goal), "tlm": fmt_int(v), "frac": fmt(v / best)}
+
+
 def host_floors(http, js, js1, wr):
     """The least work per record (or request) of three targets, from the floors of this run:
     parse (jansson alone), stdout (appending to a new /dev/shm file), HTTP (nginx's CPU)."""
@@ -134,32 +148,15 @@ def host_floors(http, js, js1, wr):
     if not (wr and lb == lb and num(wr, "mb_per_s", 0) > 0):
         return out
     write_us = lb / num(wr, "mb_per_s")  # bytes / (MB/s) = microseconds
-    n100 = http.get(("nginx", 100, 32))
-    t100 = http.get(("tlm", 100, 32))
+    n100, t100 = http.get(("nginx", 100, 32)), http.get(("tlm", 100, 32))
     if js and n100 and t100:
-        parse_us = 1e6 / num(js, "records_per_s")
-        http_us = num(n100, "cpu_s_per_mrec")
-        us = parse_us + write_us + http_us
-        best = 1e6 / us
-        v = num(t100, "records_per_s")
-        out.append({"name": "HTTP 100-record batches, 32 conns",
-                    "floor": "parse %s + stdout %s + HTTP %s = %s µs a record" % (
-                        fmt(parse_us), fmt(write_us), fmt(http_us), fmt(us)),
-                    "best": fmt_int(best) + " records/s" + ("" if best >= 200000 else ": **out of reach**"),
-                    "goal": "≥ 200 000", "tlm": fmt_int(v), "frac": fmt(v / best)})
-    n1 = http.get(("nginx", 1, 32))
-    t1 = http.get(("tlm", 1, 32))
+        out.append(rate_floor("HTTP 100-record batches, 32 conns", "record", "records/s", 200000,
+                              1e6 / num(js, "records_per_s"), write_us, n100, t100, "records_per_s"))
+    n1, t1 = http.get(("nginx", 1, 32)), http.get(("tlm", 1, 32))
     if js1 and n1 and t1:
-        parse_us = 1e6 / (num(js1, "parses") / num(js1, "seconds"))
-        http_us = num(n1, "cpu_s_per_mrec")
-        us = parse_us + write_us + http_us
-        best = 1e6 / us
-        v = num(t1, "requests_per_s")
-        out.append({"name": "HTTP 1-record batches, 32 conns",
-                    "floor": "parse %s + stdout %s + HTTP %s = %s µs a request" % (
-                        fmt(parse_us), fmt(write_us), fmt(http_us), fmt(us)),
-                    "best": fmt_int(best) + " req/s" + ("" if best >= 60000 else ": **out of reach**"),
-                    "goal": "≥ 60 000", "tlm": fmt_int(v), "frac": fmt(v / best)})
+        out.append(rate_floor("HTTP 1-record batches, 32 conns", "request", "req/s", 60000,
+                              1e6 / (num(js1, "parses") / num(js1, "seconds")), write_us, n1, t1,
+                              "requests_per_s"))
     nl = http.get(("nginx", 100, 1))
     tl = http.get(("tlm", 100, 1))
     if js and nl and tl:
@@ -173,8 +170,8 @@ def host_floors(http, js, js1, wr):
                     "floor": "p50 at least nginx p50 %s + parse %s + stdout %s = %s ms; the host's tail (nginx "
                              "p99 − p50) %s ms" % (fmt(p50), fmt(parse_ms), fmt(write_ms), fmt(least), fmt(tail)),
                     # only the p50 is bounded; the p99 adds the host's tail, an estimate
-                    "best": "p50 ≥ %s ms%s; p99 ≈ %s ms with the host's tail" % (
-                        fmt(least), ": **out of reach**" if least > 1.0 else "", fmt(est)),
+                    "best_value": "p50 ≥ %s ms" % fmt(least), "out_of_reach": least > 1.0,
+                    "best_note": "; p99 ≈ %s ms with the host's tail" % fmt(est),
                     "goal": "≤ 1 ms", "tlm": "p50 %s, p99 %s ms" % (fmt(num(tl, "p50_us") / 1e3),
                                                                       fmt(num(tl, "p99_us") / 1e3)),
                     "frac": "–"})
@@ -330,8 +327,8 @@ def main():
         L.append("| target | floor | at best on this host | goal | tlm | tlm / best |")
         L.append("|---|---|---|---|---|---|")
         for f in floors:
-            L.append("| %s | %s | %s | %s | %s | %s |" % (f["name"], f["floor"], f["best"], f["goal"], f["tlm"],
-                                                        f["frac"]))
+            best = f["best_value"] + (": **out of reach**" if f["out_of_reach"] else "") + f.get("best_note", "")
+            L.append("| %s | %s | %s | %s | %s | %s |" % (f["name"], f["floor"], best, f["goal"], f["tlm"], f["frac"]))
         L.append("")
     if ws:
         L.append("### WebSocket stream (bench/ws_load.c, 100-record batches)")
@@ -402,7 +399,7 @@ def main():
 
     t100 = http.get(("tlm", 100, 32), {})
     r = num(t100, "records_per_s")
-    at_best = {f["name"]: " (this host at best: %s)" % f["best"].split(":")[0].split(";")[0] for f in floors}
+    at_best = {f["name"]: " (this host at best: %s)" % f["best_value"] for f in floors}
     if t100:
         target("HTTP 100-record batches, 32 conns",
                fmt_int(r) + " records/s" + at_best.get("HTTP 100-record batches, 32 conns", ""), "≥ 200 000",
