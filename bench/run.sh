@@ -602,12 +602,12 @@ $LIB wait --url "$GAUTH_URL/auth/v3/ping" --pid "$GAUTH_PID" || { fail "GAuth do
 
 T0=$(date +%s)
 [ "${BENCH_PROFILE:-0}" = 1 ] && ONLY="$ONLY profile"
+wanted() { case " $ONLY " in *" $1 "*) return 0 ;; esac; return 1; }
 for section in json http ws idle stall profile; do
-    case " $ONLY " in *" $section "*) "run_$section" ;; esac
+    wanted "$section" || continue
+    "run_$section"
     # the floors once more after the HTTP points they bound (the host's speed drifts)
-    if [ "$section" = http ]; then
-        case " $ONLY " in *" json "*) run_json 2 ;; esac
-    fi
+    if [ "$section" = http ] && wanted json; then run_json 2; fi
 done
 kv loadavg_end "$(cut -d' ' -f1-3 /proc/loadavg)" >>"$WORK/meta.kv"
 kv elapsed_s $(( $(date +%s) - T0 )) >>"$WORK/meta.kv"
