@@ -134,6 +134,34 @@ static void drain(int fd, struct buf *got)
     }
 }
 
+/* A console writer on a new non-blocking pipe p (pipe_size 0: the default size). */
+static struct writer *pipe_writer(int p[2], int pipe_size, size_t limit, size_t chunk, size_t batch,
+                                  struct rec *r)
+{
+    CHECK(pipe2(p, O_NONBLOCK) == 0);
+    if (pipe_size)
+        fcntl(p[1], F_SETPIPE_SZ, pipe_size);
+    struct writer_hooks h = hooks_for(r);
+    struct writer_config cfg = {WRITER_CONSOLE, p[1], limit, chunk, batch};
+    char err[256];
+    return writer_new(&cfg, &h, err, sizeof(err));
+}
+
+/* The reader empties the pipe before every flush until the writer is no longer blocked
+ * (at most 1000 flushes); *rounds counts the flushes. */
+static enum writer_state flush_draining(struct writer *w, int fd, struct buf *got, int *rounds)
+{
+    enum writer_state s;
+    *rounds = 0;
+    do {
+        drain(fd, got);
+        s = writer_flush(w);
+        (*rounds)++;
+    } while (s == WRITER_BLOCKED && *rounds < 1000);
+    drain(fd, got);
+    return s;
+}
+
 static size_t pipe_pending(int fd)
 {
     int n = 0;
@@ -144,12 +172,8 @@ static size_t pipe_pending(int fd)
 static void test_basic(void)
 {
     int p[2];
-    CHECK(pipe2(p, O_NONBLOCK) == 0);
     struct rec r = {0};
-    struct writer_hooks h = hooks_for(&r);
-    struct writer_config cfg = {WRITER_CONSOLE, p[1], 1 << 20, 0, 0};
-    char err[256];
-    struct writer *w = writer_new(&cfg, &h, err, sizeof(err));
+    struct writer *w = pipe_writer(p, 0, 1 << 20, 0, 0, &r);
     CHECK(w != NULL);
     struct buf expect, got;
     buf_init(&expect);
@@ -209,15 +233,10 @@ static void test_restores_blocking_flag(void)
 static void test_blocked_pipe(void)
 {
     int p[2];
-    CHECK(pipe2(p, O_NONBLOCK) == 0);
-    fcntl(p[1], F_SETPIPE_SZ, 4096);
-    size_t pipe_cap = (size_t)fcntl(p[1], F_GETPIPE_SZ);
     struct rec r = {0};
-    struct writer_hooks h = hooks_for(&r);
-    struct writer_config cfg = {WRITER_CONSOLE, p[1], 1 << 20, 0, 0};
-    char err[256];
-    struct writer *w = writer_new(&cfg, &h, err, sizeof(err));
+    struct writer *w = pipe_writer(p, 4096, 1 << 20, 0, 0, &r);
     CHECK(w != NULL);
+    size_t pipe_cap = (size_t)fcntl(p[1], F_GETPIPE_SZ);
     struct buf expect, got;
     buf_init(&expect);
     buf_init(&got);
@@ -256,14 +275,8 @@ static void test_blocked_pipe(void)
     CHECK(writer_stalled_seconds(w) >= 0.015);
     CHECK(writer_blocked_seconds_total(w) >= 0.015);
     /* the reader drains: every flush makes progress until everything is out */
-    int rounds = 0;
-    enum writer_state s;
-    do {
-        drain(p[0], &got);
-        s = writer_flush(w);
-        rounds++;
-    } while (s == WRITER_BLOCKED && rounds < 1000);
-    drain(p[0], &got);
+    int rounds;
+    enum writer_state s = flush_draining(w, p[0], &got, &rounds);
     CHECK_EQ_INT(s, WRITER_IDLE);
     CHECK(rounds > 1);
     CHECK_EQ_INT(r.ndone, 41);
@@ -287,13 +300,8 @@ static void test_blocked_pipe(void)
 static void test_kick(void)
 {
     int p[2];
-    CHECK(pipe2(p, O_NONBLOCK) == 0);
-    fcntl(p[1], F_SETPIPE_SZ, 4096);
     struct rec r = {0};
-    struct writer_hooks h = hooks_for(&r);
-    struct writer_config cfg = {WRITER_CONSOLE, p[1], 1 << 20, 0, 0};
-    char err[256];
-    struct writer *w = writer_new(&cfg, &h, err, sizeof(err));
+    struct writer *w = pipe_writer(p, 4096, 1 << 20, 0, 0, &r);
     CHECK(w != NULL);
     struct buf expect, got;
     buf_init(&expect);
@@ -325,14 +333,8 @@ static void test_kick(void)
     CHECK_EQ_INT(st->write_calls, calls);
     CHECK_EQ_INT(r.wait_writable, ww + 1);
     /* POLLOUT came: the flush empties it, every frame reported once, in order */
-    enum writer_state s;
-    int rounds = 0;
-    do {
-        drain(p[0], &got);
-        s = writer_flush(w);
-    } while (s == WRITER_BLOCKED && ++rounds < 1000);
-    drain(p[0], &got);
-    CHECK_EQ_INT(s, WRITER_IDLE);
+    int rounds;
+    CHECK_EQ_INT(flush_draining(w, p[0], &got, &rounds), WRITER_IDLE);
     CHECK_EQ_INT(r.ndone, 22);
     for (int i = 0; i < 22 && i < r.ndone; i++)
         CHECK_EQ_INT(r.seq[i], i + 1);
@@ -347,13 +349,8 @@ static void test_kick(void)
 static void test_pressure(void)
 {
     int p[2];
-    CHECK(pipe2(p, O_NONBLOCK) == 0);
-    fcntl(p[1], F_SETPIPE_SZ, 4096);
     struct rec r = {0};
-    struct writer_hooks h = hooks_for(&r);
-    struct writer_config cfg = {WRITER_CONSOLE, p[1], 16384, 0, 0};
-    char err[256];
-    struct writer *w = writer_new(&cfg, &h, err, sizeof(err));
+    struct writer *w = pipe_writer(p, 4096, 16384, 0, 0, &r);
     CHECK(w != NULL);
     struct buf got;
     buf_init(&got);
@@ -384,12 +381,8 @@ static void test_pressure(void)
 static void test_forget_owner(void)
 {
     int p[2];
-    CHECK(pipe2(p, O_NONBLOCK) == 0);
     struct rec r = {0};
-    struct writer_hooks h = hooks_for(&r);
-    struct writer_config cfg = {WRITER_CONSOLE, p[1], 1 << 20, 0, 0};
-    char err[256];
-    struct writer *w = writer_new(&cfg, &h, err, sizeof(err));
+    struct writer *w = pipe_writer(p, 0, 1 << 20, 0, 0, &r);
     struct buf expect, got;
     buf_init(&expect);
     buf_init(&got);
@@ -439,12 +432,8 @@ static void test_reader_gone(void)
 static void test_small_chunks(void)
 {
     int p[2];
-    CHECK(pipe2(p, O_NONBLOCK) == 0);
     struct rec r = {0};
-    struct writer_hooks h = hooks_for(&r);
-    struct writer_config cfg = {WRITER_CONSOLE, p[1], 1 << 20, 100, 1000};
-    char err[256];
-    struct writer *w = writer_new(&cfg, &h, err, sizeof(err));
+    struct writer *w = pipe_writer(p, 0, 1 << 20, 100, 1000, &r);
     struct buf expect, got;
     buf_init(&expect);
     buf_init(&got);
