@@ -1,6 +1,8 @@
 """Authentication (SPEC 1, 2, 3, 6; DESIGN "Error answers"): GAuth userinfo, tenants,
 the token cache, GAuth outages (503 auth_unavailable + Retry-After, cached tokens keep
 working) and no token in any log."""
+import concurrent.futures
+import threading
 import time
 
 import pytest
@@ -122,8 +124,6 @@ def test_token_answer_during_the_parse_queue_gets_202(tlm, gauth):
     once, from the queue, and answered 202. (An answer landing while the request was queued
     used to process it at once and again from the queue, on its released body: 400
     invalid_json for a batch whose records were written.)"""
-    import concurrent.futures
-    import threading
     big = [{"msg": "queued record %d %s" % (i, "x" * 180)} for i in range(1500)]
     assert tlm.post({"appName": "wwe_ui", "traces": big[:1]}, token="dev-token").status_code == 202  # cached
     codes = []
@@ -140,7 +140,7 @@ def test_token_answer_during_the_parse_queue_gets_202(tlm, gauth):
 
             def send(token, delay):
                 go.wait()
-                time.sleep(delay)
+                time.sleep(delay)  # a stagger, not a wait: puts these bodies behind the cached ones
                 r = tlm.post({"appName": "wwe_ui", "traces": big}, token=token, timeout=60)
                 return r.status_code, r.text[:160]
 
