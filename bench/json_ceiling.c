@@ -1,7 +1,7 @@
 /* json_ceiling.c - the parse-only ceiling of `make bench`: how many records per second
  * jansson alone can parse on one core, with the bench's own batch template.
  *
- *   json_ceiling --payload FILE [--seconds S] [--arena]
+ *   json_ceiling --payload FILE [--seconds S] [--arena] [--durations FILE]
  *
  * The template's @ID@ marks are replaced by a fixed 16-hex-digit tag (as the load
  * generators do), then json_loadb (the flags the ingest uses) + json_decref run in a loop.
@@ -9,6 +9,9 @@
  * ingest's json_arena.c does), the fastest jansson parse there is: the floor of the bench's
  * "what this host allows" table. Without it, jansson's default malloc: the ceiling the
  * issue's tlm / ceiling ratio is defined against.
+ * With --durations every parse is timed on its own and FILE gets one duration a line, in
+ * microseconds: how steady the host is, for report.py (the same work taking longer in some
+ * stretches than in others puts a tail on any latency, whatever the service).
  * Prints key=value: parses, records per batch, records/s, MB/s. run.sh pins it to a core.
  */
 #include <jansson.h>
@@ -47,6 +50,36 @@ static double now_s(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* per-parse durations for --durations, in microseconds */
+struct durations {
+    float *us;
+    size_t n, cap;
+};
+
+static int durations_add(struct durations *d, double us)
+{
+    if (d->n == d->cap) {
+        size_t cap = d->cap ? d->cap * 2 : 16384;
+        float *p = realloc(d->us, cap * sizeof(*p));
+        if (!p)
+            return -1;
+        d->us = p;
+        d->cap = cap;
+    }
+    d->us[d->n++] = (float)us;
+    return 0;
+}
+
+static int durations_write(const struct durations *d, const char *path)
+{
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return -1;
+    for (size_t i = 0; i < d->n; i++)
+        fprintf(f, "%.1f\n", d->us[i]);
+    return fclose(f);
 }
 
 static char *read_template(const char *path, size_t *out_len)
@@ -92,7 +125,7 @@ static char *read_template(const char *path, size_t *out_len)
 
 int main(int argc, char **argv)
 {
-    const char *path = NULL;
+    const char *path = NULL, *durations_path = NULL;
     double seconds = 5;
     int use_arena = 0;
     for (int i = 1; i < argc; i++) {
@@ -102,13 +135,15 @@ int main(int argc, char **argv)
             use_arena = 1;
         else if (!strcmp(argv[i], "--seconds") && i + 1 < argc)
             seconds = atof(argv[++i]);
+        else if (!strcmp(argv[i], "--durations") && i + 1 < argc)
+            durations_path = argv[++i];
         else {
-            fprintf(stderr, "usage: json_ceiling --payload FILE [--seconds S] [--arena]\n");
+            fprintf(stderr, "usage: json_ceiling --payload FILE [--seconds S] [--arena] [--durations FILE]\n");
             return 2;
         }
     }
     if (!path) {
-        fprintf(stderr, "usage: json_ceiling --payload FILE [--seconds S] [--arena]\n");
+        fprintf(stderr, "usage: json_ceiling --payload FILE [--seconds S] [--arena] [--durations FILE]\n");
         return 2;
     }
     size_t len;
@@ -137,22 +172,34 @@ int main(int argc, char **argv)
     }
 
     uint64_t parses = 0;
+    struct durations d = {0};
+    int every = durations_path ? 1 : 64; /* read the clock every parse, or every 64 */
     double t0 = now_s(), t = t0;
     while (t - t0 < seconds) {
-        for (int k = 0; k < 64; k++) { /* read the clock every 64 parses */
+        double start = t;
+        for (int k = 0; k < every; k++) {
             json_t *j = json_loadb(body, len, JSON_ALLOW_NUL, NULL);
             if (!j)
                 return 1;
             json_decref(j);
             arena_used = 0;
         }
-        parses += 64;
+        parses += (uint64_t)every;
         t = now_s();
+        if (durations_path && durations_add(&d, (t - start) * 1e6)) {
+            fprintf(stderr, "json_ceiling: out of memory\n");
+            return 1;
+        }
     }
     double el = t - t0;
     printf("arena=%d\nparses=%llu\nbatch=%zu\nbody_bytes=%zu\nseconds=%.2f\nrecords_per_s=%.0f\nmb_per_s=%.1f\n",
            use_arena, (unsigned long long)parses, records, len, el, (double)parses * (double)records / el,
            (double)parses * (double)len / el / 1e6);
+    if (durations_path && durations_write(&d, durations_path)) {
+        fprintf(stderr, "json_ceiling: cannot write %s\n", durations_path);
+        return 1;
+    }
+    free(d.us);
     free(body);
     free(arena);
     return 0;

@@ -233,6 +233,8 @@ next_point() {   # next_point NAME: sets P (folder) and RUN (4 hex tag of the po
 # does it), the 1-record batch with the arena, and appending to a new file on /dev/shm (where
 # the logshipper's stdout goes). A full run measures them before and after the HTTP points
 # (run_json 1, run_json 2): the host's speed drifts, and report.py takes the faster of the two.
+# The 100-record arena parse also times each parse on its own (--durations): how steady the
+# host is, which bounds the p99 / p50 a saturated service can show here (report.py).
 run_json() {
     local pass="${1:-1}" secs=$((SECONDS_PER_POINT < 5 ? SECONDS_PER_POINT : 5)) b arena
     for b in 100:0 100:1 1:1; do
@@ -241,7 +243,7 @@ run_json() {
         say "json: jansson parse-only ceiling, $b-record batch, $([ "$arena" = 1 ] && echo "arena" || echo "malloc"), core $SVC_CPU"
         { kv kind json; kv batch "$b"; kv pass "$pass"
           taskset -c "$SVC_CPU" "$TOOLS/json_ceiling" --payload "$WORK/p$b.json" --seconds "$secs" \
-              $([ "$arena" = 1 ] && echo --arena)
+              $([ "$arena" = 1 ] && echo --arena) $([ "$b$arena" = 1001 ] && echo --durations "$P.durations")
         } >"$P.kv" || fail "json_ceiling"
         say "  $(getkv "$P.kv" records_per_s) records/s"
     done
