@@ -60,6 +60,7 @@ struct ingest {
     struct deadline_queue body_deadlines; /* HTTP bodies due within TELEMETRY_IDLE_TIMEOUT */
     struct deadline_queue ack_deadlines;  /* answers due within TELEMETRY_ACK_TIMEOUT */
     int flush_scheduled;
+    uint64_t frames_at_yield;        /* link.frames_sent when the ingest last gave up the core */
     int draining;
     int64_t drain_deadline_us;
     int inflight;                    /* requests started and not answered */
