@@ -26,7 +26,14 @@ local parts, heads, nheads, run, me, prefix, ok_status
 local counter = 0
 sent, ok, other, accepted = 0, 0, 0, 0
 statuses = {}
-acked = {}
+-- The tags of acknowledged batches, ACKED_CHUNK at a time joined into one string. LuaJIT's
+-- collector marks a table in one step, and a table of 450 000 tags (1 x 32 for 10 s) held
+-- wrk still for milliseconds at each collection (every answer makes garbage): tlm's p99 at
+-- 1 x 32 read 4-26 ms against a p50 of 0.6, and 2.0 ms with the chunks.
+-- (globals: done() reads them with thread:get)
+acked = {}                    -- full chunks: "tag\ntag\n...\n"
+pending, npending = {}, 0     -- the tags of the chunk being filled: pending[1..npending]
+local ACKED_CHUNK = 4096
 
 local function read_file(path)
    local f = assert(io.open(path, "rb"))
@@ -96,7 +103,12 @@ local function track(status, headers, body)
          accepted = accepted + (tonumber(sub(body, a + 1, (e or 0) - 1)) or 0)
       end
       local _, b = find(body, '"batchId":"', 1, true)
-      acked[#acked + 1] = b and sub(body, b + 1, b + 16) or "?"
+      npending = npending + 1
+      pending[npending] = b and sub(body, b + 1, b + 16) or "?"
+      if npending == ACKED_CHUNK then
+         acked[#acked + 1] = table.concat(pending, "\n", 1, npending) .. "\n"
+         npending = 0
+      end
    else
       other = other + 1
       statuses[status] = (statuses[status] or 0) + 1
@@ -120,9 +132,9 @@ function done(summary, latency, requests)
          st[k] = (st[k] or 0) + v
       end
       if af then
-         local a = t:get("acked")
-         af:write(table.concat(a, "\n"))
-         if #a > 0 then af:write("\n") end
+         af:write(table.concat(t:get("acked")))
+         local p, n = t:get("pending"), t:get("npending")
+         if n > 0 then af:write(table.concat(p, "\n", 1, n), "\n") end
       end
    end
    if af then af:close() end
