@@ -41,8 +41,9 @@ static void flush_cb(lws_sorted_usec_list_t *sul)
 }
 
 /* The two daemons of a pod often share a core (a CPU limit of one core or less, or pinned as
- * `make bench` does). Under load the ingest never waits in poll, and CFS may then leave it
- * the core for the rest of its slice after a frame woke the logshipper: measured at 100 x 32,
+ * `make bench` does). Under load the ingest never waits in poll, and the scheduler (CFS, or
+ * EEVDF since Linux 6.6; this host runs 6.18) may then leave it the core for the rest of its
+ * slice after a frame woke the logshipper: measured at 100 x 32,
  * 1-2 % of the logshipper's wake-ups waited 3-4 ms (p50 17 µs), and every request of such a
  * frame waited as long for its ack (p99 / p50 of the answers 1.6-1.8). Once frames have left,
  * the ingest yields: the logshipper writes and acks them now. With nothing else runnable on
