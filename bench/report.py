@@ -132,7 +132,7 @@ def host_tail(durs, window_us):
     p50; when the host does the same work slower in some stretches than in others, that
     tail is on every service's p99 / p50 whatever it does. Returns (k, p50, p99) in µs, None
     when the measure holds fewer than ten such windows."""
-    if not durs:
+    if not durs or window_us != window_us:  # no timed parses, or the point has no p50
         return None
     k = max(1, int(round(window_us / quantile(sorted(durs), 0.5))))
     if len(durs) < 10 * k:
