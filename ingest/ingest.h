@@ -65,6 +65,7 @@ struct ingest {
     int64_t drain_deadline_us;
     int inflight;                    /* requests started and not answered */
     struct ws_session *ws_sessions;  /* open WebSocket sessions */
+    lws_dll2_owner_t ws_ack_waiters;  /* the sessions an ack may move on (ws_stream.c) */
     struct buf ws_spare;             /* a message buffer no session holds (ws_stream.c) */
     struct buf ws_out;               /* the answers of one WebSocket write (ws_stream.c) */
     int ws_count;
