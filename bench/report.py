@@ -412,15 +412,23 @@ def main():
     if idle:
         L.append("### Idle WebSockets (authenticated, then silent)")
         L.append("")
+        base = num(http.get(("tlm", 100, 32), {}), "records_per_s")
+        L.append("Then, with the idle connections still open, HTTP 100-record batches × 32 connections for up "
+                 "to 8 s: what idle desktops cost a busy ingest (the HTTP table's 100 × 32 point ran without "
+                 "them: %s records/s)." % fmt_int(base))
+        L.append("")
         L.append("| connections | authenticated | ws sessions (metric) | connect + auth s | ingest RSS before MB "
-                 "| after MB | growth MB | per connection KB | logshipper RSS MB |")
-        L.append("|---|---|---|---|---|---|---|---|---|")
+                 "| after MB | growth MB | per connection KB | logshipper RSS MB | 100 × 32 alongside records/s "
+                 "| p50 ms | p99 ms | vs without |")
+        L.append("|" + "---|" * 13)
         for p in idle:
             b, a_ = num(p, "ingest_rss_before_kb"), num(p, "ingest_rss_after_kb")
-            L.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+            busy = num(p, "busy_accepted") / num(p, "busy_duration_us") * 1e6
+            L.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
                 fmt_int(num(p, "conns")), fmt_int(num(p, "authed")), p.get("ws_sessions", "–"), p.get("connect_s"),
                 fmt(mb(b), 1), fmt(mb(a_), 1), fmt(mb(a_ - b), 1), fmt((a_ - b) / num(p, "conns"), 2),
-                fmt(mb(num(p, "shipper_rss_after_kb")), 1)))
+                fmt(mb(num(p, "shipper_rss_after_kb")), 1), fmt_int(busy), fmt(num(p, "busy_p50_us") / 1000),
+                fmt(num(p, "busy_p99_us") / 1000), fmt(busy / base)))
         L.append("")
     if stall:
         L.append("### Memory under stall (logshipper stdout blocked)")

@@ -17,7 +17,8 @@
 #   http      wrk + bench/wrk/post.lua, batches of 1/10/100/1000 records at 1/32/256
 #             connections, against tlm and against nginx `return 204` (bench/nginx.conf)
 #   ws        bench/ws_load.c streaming 100-record batches, N connections, window W
-#   idle      1 000 and 10 000 authenticated idle WebSockets: the ingest's RSS per connection
+#   idle      1 000 and 10 000 authenticated idle WebSockets: the ingest's RSS per connection,
+#             then HTTP 100 x 32 for up to 8 s while they stay open (what idle connections cost a busy ingest)
 #   stall     the logshipper's stdout blocked for a while under load: peak RSS of both
 #             daemons against the configured buffer bounds
 # Every tlm point starts fresh daemons (clean RSS and CPU figures), fills the auth cache
@@ -506,6 +507,12 @@ idle_point() {   # idle_point CONNS
     in1=$(rss_kb "$INGEST_PID"); sh1=$(rss_kb "$SHIP_PID")
     local sessions
     sessions=$($LIB metric --url "$METRICS_URL" --name tlm_ws_sessions --key ws_sessions)
+    # the same service under load while the idle connections stay open: HTTP 100 x 32
+    local idle_pid=$LOAD_PID busy_s=$((SECONDS_PER_POINT < 8 ? SECONDS_PER_POINT : 8))
+    if [ -s "$P/ready" ]; then
+        wrk_run "$TLM_URL" 100 32 202 "$busy_s" || { LOAD_PID=$idle_pid; stop_pid "$LOAD_PID" 10; return 1; }
+    fi
+    LOAD_PID=$idle_pid
     stop_pid "$LOAD_PID" 10
     LOAD_PID=""
     [ -s "$P/ready" ] || fail "idle connections not ready ($P/ws.txt)"
@@ -515,10 +522,14 @@ idle_point() {   # idle_point CONNS
       cat "$P/ready" "$P/gauth.kv" 2>/dev/null
       echo "$sessions"
       kv ingest_rss_before_kb "$in0"; kv ingest_rss_after_kb "$in1"
-      kv shipper_rss_before_kb "$sh0"; kv shipper_rss_after_kb "$sh1"; } >"$P.kv"
+      kv shipper_rss_before_kb "$sh0"; kv shipper_rss_after_kb "$sh1"
+      sed -n 's/^\(duration_us\|ok\|accepted\|p50_us\|p99_us\)=/busy_\1=/p' "$P/wrk.kv" 2>/dev/null; } >"$P.kv"
     [ "$(getkv "$P.kv" authed)" = "$conns" ] || fail "idle: only $(getkv "$P.kv" authed) of $conns connections authenticated"
     say "  $(printf 'idle %5s conns: %s authed, ingest RSS %s -> %s kB (%s kB a connection)' "$conns" "$(getkv "$P.kv" authed)" \
         "$in0" "$in1" "$(awk -v a="$in0" -v b="$in1" -v n="$conns" 'BEGIN { printf "%.2f", (b - a) / n }')")"
+    say "  $(printf 'and HTTP 100 x 32 alongside them: %s records/s, p50 %s us, p99 %s us' \
+        "$(awk -v a="$(getkv "$P.kv" busy_accepted)" -v d="$(getkv "$P.kv" busy_duration_us)" 'BEGIN { printf "%.0f", a / d * 1e6 }')" \
+        "$(getkv "$P.kv" busy_p50_us)" "$(getkv "$P.kv" busy_p99_us)")"
 }
 
 run_idle() {
