@@ -52,6 +52,8 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+#define USAGE "usage: json_ceiling --payload FILE [--seconds S] [--arena] [--durations FILE]\n"
+
 /* per-parse durations for --durations, in microseconds */
 struct durations {
     float *us;
@@ -138,12 +140,12 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--durations") && i + 1 < argc)
             durations_path = argv[++i];
         else {
-            fprintf(stderr, "usage: json_ceiling --payload FILE [--seconds S] [--arena] [--durations FILE]\n");
+            fputs(USAGE, stderr);
             return 2;
         }
     }
     if (!path) {
-        fprintf(stderr, "usage: json_ceiling --payload FILE [--seconds S] [--arena] [--durations FILE]\n");
+        fputs(USAGE, stderr);
         return 2;
     }
     size_t len;
