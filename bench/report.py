@@ -423,12 +423,12 @@ def main():
         L.append("|" + "---|" * 13)
         for p in idle:
             b, a_ = num(p, "ingest_rss_before_kb"), num(p, "ingest_rss_after_kb")
-            busy = num(p, "busy_accepted") / num(p, "busy_duration_us") * 1e6
+            alongside = num(p, "busy_accepted") / num(p, "busy_duration_us") * 1e6
             L.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
                 fmt_int(num(p, "conns")), fmt_int(num(p, "authed")), p.get("ws_sessions", "–"), p.get("connect_s"),
                 fmt(mb(b), 1), fmt(mb(a_), 1), fmt(mb(a_ - b), 1), fmt((a_ - b) / num(p, "conns"), 2),
-                fmt(mb(num(p, "shipper_rss_after_kb")), 1), fmt_int(busy), fmt(num(p, "busy_p50_us") / 1000),
-                fmt(num(p, "busy_p99_us") / 1000), fmt(busy / base)))
+                fmt(mb(num(p, "shipper_rss_after_kb")), 1), fmt_int(alongside), fmt(num(p, "busy_p50_us") / 1000),
+                fmt(num(p, "busy_p99_us") / 1000), fmt(alongside / base)))
         L.append("")
     if stall:
         L.append("### Memory under stall (logshipper stdout blocked)")
