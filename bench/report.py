@@ -187,7 +187,8 @@ def host_tail_rows(http, passes):
             out.append({"name": "HTTP 100-record batches, %d conns, p99 / p50" % c,
                         "floor": "the host's own: jansson alone, %d parses in a row (as long as tlm's p50): "
                                  "p99 %s / p50 %s ms" % (k, fmt(p99 / 1000), fmt(p50 / 1000)),
-                        "best_value": "p99 / p50 ≈ %s" % fmt(p99 / p50), "out_of_reach": p99 > 1.5 * p50,
+                        "best_value": "p99 / p50 ≈ %s" % fmt(p99 / p50), "host_ratio": p99 / p50,
+                        "out_of_reach": p99 > 1.5 * p50,
                         "goal": "≤ 1.5", "tlm": fmt(num(t, "p99_us") / num(t, "p50_us")), "frac": "–"})
     return out
 
@@ -471,7 +472,8 @@ def main():
 
     t100 = http.get(("tlm", 100, 32), {})
     r = num(t100, "records_per_s")
-    at_best = {f["name"]: " (this host at best: %s)" % f["best_value"] for f in floors}
+    floor_of = {f["name"]: f for f in floors}
+    at_best = {name: " (this host at best: %s)" % f["best_value"] for name, f in floor_of.items()}
     if t100:
         target("HTTP 100-record batches, 32 conns",
                fmt_int(r) + " records/s" + at_best.get("HTTP 100-record batches, 32 conns", ""), "≥ 200 000",
@@ -489,7 +491,8 @@ def main():
         if t:
             p50, p99 = num(t, "p50_us"), num(t, "p99_us")
             name = "HTTP 100-record batches, %d conns, p99 / p50" % c
-            host = at_best.get(name, "").replace("this host at best: p99 / p50", "the host alone")
+            f = floor_of.get(name)
+            host = " (the host alone ≈ %s)" % fmt(f["host_ratio"]) if f else ""
             target(name, "%s / %s ms = %s" % (
                 fmt(p99 / 1000), fmt(p50 / 1000), fmt(p99 / p50 if p50 else float("nan"))) + nginx_p99(100, c) + host,
                 "≤ 1.5", p99 <= 1.5 * p50)
