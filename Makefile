@@ -87,9 +87,9 @@ FUZZ_CFLAGS := -std=gnu11 -g -O1 -D_GNU_SOURCE -pthread $(FUZZ_SAN) $(PKG_CFLAGS
 FUZZ_SRCS   := $(wildcard */fuzz_*.c)
 FUZZ_TARGETS := $(patsubst %.c,build/fuzz/%,$(notdir $(FUZZ_SRCS)))
 FUZZ_LIB_OBJ := $(patsubst %.c,build/fuzz/obj/%.o,$(COMMON_SRC) $(INGEST_SRC) $(SHIPPER_SRC))
-# -MMD: an object is rebuilt when a header it includes changes, and all of them when the
-# Makefile does (their flags live here) (a stale object in the
-# archive linked against functions a header had made inline)
+# -MMD: an object is rebuilt when a header it includes changes, and every object when the
+# Makefile (their flags) does. A stale object in the archive once linked against functions
+# a header had made inline.
 build/fuzz/obj/%.o: %.c Makefile
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c $< -o $@
