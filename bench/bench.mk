@@ -7,9 +7,13 @@ BENCH_CC     ?= cc
 BENCH_CFLAGS := -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -O2 -g
 
 .PHONY: bench-tools
-bench-tools: $(BENCH_TOOLS)/ws_load $(BENCH_TOOLS)/json_ceiling $(BENCH_TOOLS)/write_floor
+bench-tools: $(BENCH_TOOLS)/ws_load $(BENCH_TOOLS)/json_ceiling $(BENCH_TOOLS)/write_floor $(BENCH_TOOLS)/lws_floor
 
 $(BENCH_TOOLS)/ws_load: bench/ws_load.c bench/bench.mk
+	@mkdir -p $(dir $@)
+	$(BENCH_CC) $(BENCH_CFLAGS) $(shell pkg-config --cflags libwebsockets) $< -o $@ $(shell pkg-config --libs libwebsockets)
+
+$(BENCH_TOOLS)/lws_floor: bench/lws_floor.c bench/bench.mk
 	@mkdir -p $(dir $@)
 	$(BENCH_CC) $(BENCH_CFLAGS) $(shell pkg-config --cflags libwebsockets) $< -o $@ $(shell pkg-config --libs libwebsockets)
 

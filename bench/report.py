@@ -56,9 +56,9 @@ def derive(p):
     kind = p.get("kind")
     if kind in ("http", "ws", "stall"):
         ok = num(p, "ok", 0)
-        if p.get("server") == "nginx":
+        if p.get("server") in ("nginx", "lws"):  # they answer 204 and keep nothing
             recs = ok * batch
-            cpu = num(p, "nginx_cpu_s")
+            cpu = num(p, p["server"] + "_cpu_s")
         else:
             recs = num(p, "accepted", 0)
             cpu = num(p, "ingest_cpu_s") + num(p, "shipper_cpu_s")
@@ -162,15 +162,16 @@ def line_bytes(http):
     return float("nan")
 
 
-def rate_floor(name, per, unit, goal, parse_us, write_us, nginx, tlm, tlm_key):
-    """A throughput floor: parse + stdout + nginx's CPU per record (or request)."""
-    http_us = num(nginx, "cpu_s_per_mrec")
+def rate_floor(name, per, unit, goal, parse_us, write_us, server, tlm, tlm_key, server_name="HTTP"):
+    """A throughput floor: parse + stdout + an HTTP server's CPU per record (or request):
+    nginx's (the machine's HTTP ceiling), or bare libwebsockets' (tlm's HTTP library alone)."""
+    http_us = num(server, "cpu_s_per_mrec")
     us = parse_us + write_us + http_us
     best = 1e6 / us
     v = num(tlm, tlm_key)
     return {"name": name,
-            "floor": "parse %s + stdout %s + HTTP %s = %s µs a %s" % (
-                fmt(parse_us), fmt(write_us), fmt(http_us), fmt(us), per),
+            "floor": "parse %s + stdout %s + %s %s = %s µs a %s" % (
+                fmt(parse_us), fmt(write_us), server_name, fmt(http_us), fmt(us), per),
             "best_value": "%s %s" % (fmt_int(best), unit),
             "out_of_reach": best < goal,
             "goal": "≥ " + fmt_int(goal), "tlm": fmt_int(v), "frac": fmt(v / best)}
@@ -203,15 +204,24 @@ def host_floors(http, js, js1, wr, passes):
     if not (wr and lb == lb and num(wr, "mb_per_s", 0) > 0):
         return tails
     write_us = lb / num(wr, "mb_per_s")  # bytes / (MB/s) = microseconds
-    n100, t100 = http.get(("nginx", 100, 32)), http.get(("tlm", 100, 32))
-    if js and n100 and t100:
-        out.append(rate_floor("HTTP 100-record batches, 32 conns", "record", "records/s", 200000,
-                              1e6 / num(js, "records_per_s"), write_us, n100, t100, "records_per_s"))
-    n1, t1 = http.get(("nginx", 1, 32)), http.get(("tlm", 1, 32))
-    if js1 and n1 and t1:
-        out.append(rate_floor("HTTP 1-record batches, 32 conns", "request", "req/s", 60000,
-                              1e6 / (num(js1, "parses") / num(js1, "seconds")), write_us, n1, t1,
-                              "requests_per_s"))
+    rates = []
+    t100 = http.get(("tlm", 100, 32))
+    if js and t100:
+        rates.append(("HTTP 100-record batches, 32 conns", 100, "record", "records/s", 200000,
+                      1e6 / num(js, "records_per_s"), t100, "records_per_s"))
+    t1 = http.get(("tlm", 1, 32))
+    if js1 and t1:
+        rates.append(("HTTP 1-record batches, 32 conns", 1, "request", "req/s", 60000,
+                      1e6 / (num(js1, "parses") / num(js1, "seconds")), t1, "requests_per_s"))
+    for name, batch, per, unit, goal, parse_us, t, key in rates:
+        n, lws = http.get(("nginx", batch, 32)), http.get(("lws", batch, 32))
+        if n:
+            out.append(rate_floor(name, per, unit, goal, parse_us, write_us, n, t, key, "HTTP (nginx)"))
+        if lws:  # the same sum with the HTTP cost of tlm's own library
+            f = rate_floor(name + ", on libwebsockets", per, unit, goal, parse_us, write_us, lws, t, key,
+                           "libwebsockets alone")
+            f["lws_of"] = name
+            out.append(f)
     nl = http.get(("nginx", 100, 1))
     tl = http.get(("tlm", 100, 1))
     if js and nl and tl:
@@ -324,6 +334,23 @@ def main():
                 fmt_int(num(n, "records_per_s")), fmt_int(num(n, "requests_per_s")),
                 fmt(num(n, "p50_us") / 1000), fmt(num(n, "p99_us") / 1000), fmt(ratio)))
         L.append("")
+        lws = sorted(k for k in http if k[0] == "lws")
+        if lws:
+            L.append("The same loads against bare libwebsockets (bench/lws_floor.c: tlm's HTTP library configured "
+                     "as the ingest is, answering 204 from a writable callback, parsing and keeping nothing): "
+                     "what tlm's HTTP layer costs before tlm does any work.")
+            L.append("")
+            L.append("| batch | conns | libwebsockets req/s | p50 ms | p99 ms | CPU µs a request | tlm req/s "
+                     "| tlm CPU µs a request | tlm / libwebsockets |")
+            L.append("|" + "---|" * 9)
+            for k in lws:
+                w, t = http[k], http.get(("tlm", k[1], k[2]), {})
+                L.append("| %d | %d | %s | %s | %s | %s | %s | %s | %s |" % (
+                    k[1], k[2], fmt_int(num(w, "requests_per_s")), fmt(num(w, "p50_us") / 1000),
+                    fmt(num(w, "p99_us") / 1000), fmt(num(w, "cpu_s_per_mrec") * k[1]),
+                    fmt_int(num(t, "requests_per_s")), fmt(num(t, "cpu_s_per_mrec") * k[1]),
+                    fmt(num(t, "requests_per_s") / num(w, "requests_per_s") if t else float("nan"))))
+            L.append("")
         L.append("![records/s by batch size](latest.png)")
         L.append("")
         L.append("Resources and delivery of the same points. Core busy: share of the load's time the core "
@@ -383,7 +410,9 @@ def main():
                  "lines to a new file on /dev/shm as the logshipper's stdout does (bench/write_floor.c, "
                  "%s MB/s; %s bytes a line, from tlm's 100 × 32 point), and HTTP (nginx's CPU per request at the "
                  "same point). Their sum bounds what any service can do here; a goal beyond it is out of reach on "
-                 "this host at this hour. The p99 / p50 rows: the same parse timed one by one (the steadier of the "
+                 "this host at this hour. The rows \"on libwebsockets\" put in the CPU per request of bare "
+                 "libwebsockets instead (bench/lws_floor.c, configured as the ingest and answering 204 from a "
+                 "writable callback as tlm must): the least a service built on tlm's HTTP library can cost. The p99 / p50 rows: the same parse timed one by one (the steadier of the "
                  "two measures), summed over every run of parses in a row as long as tlm's p50 at the point (a "
                  "saturated request waits for the work of the requests ahead of it): the p99 / p50 of that fixed "
                  "work is the tail this host's own unsteadiness puts on any service's latency here."
@@ -473,7 +502,12 @@ def main():
     t100 = http.get(("tlm", 100, 32), {})
     r = num(t100, "records_per_s")
     floor_of = {f["name"]: f for f in floors}
-    at_best = {name: " (this host at best: %s)" % f["best_value"] for name, f in floor_of.items()}
+    best_parts = {}  # target name -> "this host at best: ...", then the same on tlm's HTTP library
+    for f in floors:
+        if "best_value" in f and "host_ratio" not in f:
+            label = "on libwebsockets at best" if "lws_of" in f else "this host at best"
+            best_parts.setdefault(f.get("lws_of", f["name"]), []).append("%s: %s" % (label, f["best_value"]))
+    at_best = {name: " (%s)" % "; ".join(parts) for name, parts in best_parts.items()}
     if t100:
         target("HTTP 100-record batches, 32 conns",
                fmt_int(r) + " records/s" + at_best.get("HTTP 100-record batches, 32 conns", ""), "≥ 200 000",

@@ -15,7 +15,9 @@
 #   json      floors: jansson parse-only ceiling on the 100- and 1-record batches
 #             (bench/json_ceiling.c), appends to a new /dev/shm file (bench/write_floor.c)
 #   http      wrk + bench/wrk/post.lua, batches of 1/10/100/1000 records at 1/32/256
-#             connections, against tlm and against nginx `return 204` (bench/nginx.conf)
+#             connections, against tlm and against nginx `return 204` (bench/nginx.conf);
+#             at the rate targets' points (1x32 100x32) also against bare libwebsockets
+#             answering 204 (bench/lws_floor.c): what tlm's HTTP library costs by itself
 #   ws        bench/ws_load.c streaming 100-record batches, N connections, window W
 #   idle      1 000 and 10 000 authenticated idle WebSockets: the ingest's RSS per connection,
 #             then HTTP 100 x 32 for up to 8 s while they stay open (what idle connections cost a busy ingest)
@@ -31,7 +33,7 @@
 #
 # Environment: BENCH_SECONDS (per point; 10, quick 2), BENCH_SVC_CPU (0), BENCH_LOAD_CPU (1),
 # BENCH_PORT_BASE (21000, below the ephemeral port range: gauth +95, ingest +107, metrics
-# +1107, nginx +80), BENCH_TOKENS (64),
+# +1107, nginx +80, lws_floor +81), BENCH_TOKENS (64),
 # BENCH_WORK (/dev/shm/tlm-bench), BENCH_RESULTS, BENCH_KEEP=1 (keep the work folder),
 # BENCH_ONLY="json http ws idle stall" (sections to run), BENCH_PROFILE=1 (adds perf profiles of
 # both daemons under HTTP 100- and 1-record batches at 32 connections: profile-*.txt in the results),
@@ -39,7 +41,8 @@
 # conns x window for ws, "ws64x8" for a WebSocket profile; default all points) run only those
 # points, BENCH_PROFILE_STAT=1 (counts per record instead of samples), BENCH_PERF_HZ (499),
 # BENCH_BUILD_DIR (build/bench) and BENCH_NO_BUILD=1 run daemons built elsewhere (A/B runs),
-# BENCH_NGINX=0 (HTTP points against tlm only), BENCH_INGEST_WRAP (a command the ingest runs
+# BENCH_NGINX=0 (HTTP points against tlm only), BENCH_LWS_POINTS ("1x32 100x32"; "" for none:
+# the HTTP points also run against bench/lws_floor.c), BENCH_INGEST_WRAP (a command the ingest runs
 # under, e.g. valgrind --tool=callgrind: instruction counts for A/B),
 # BENCH_NOISE_PCT (10) / BENCH_NOISE_RETRY (1; quick 0): a point during which other processes
 # took more than that share of the service's or the load generator's core is run once more.
@@ -57,6 +60,7 @@ GAUTH_PORT=$((BASE + 95))
 TLM_PORT=$((BASE + 107))
 METRICS_PORT=$((BASE + 1107))
 NGINX_PORT=$((BASE + 80))
+LWS_PORT=$((BASE + 81))
 TOKENS="${BENCH_TOKENS:-64}"
 NOISE_PCT="${BENCH_NOISE_PCT:-10}"
 [ "$QUICK" = 1 ] && NOISE_RETRY="${BENCH_NOISE_RETRY:-0}" || NOISE_RETRY="${BENCH_NOISE_RETRY:-1}"
@@ -98,7 +102,7 @@ FAILED=0
 fail() { say "FAILED: $*"; FAILED=1; }
 
 # ---- processes: every one we start is tracked and stopped by pid ----
-GAUTH_PID="" SHIP_PID="" INGEST_PID="" CAT_PID="" NGINX_PID="" MON_PID="" LOAD_PID="" STALL_PID=""
+GAUTH_PID="" SHIP_PID="" INGEST_PID="" CAT_PID="" NGINX_PID="" LWS_PID="" MON_PID="" LOAD_PID="" STALL_PID=""
 stop_pid() {   # stop_pid PID [SECONDS]: TERM, wait, then KILL
     local pid="$1" t="${2:-10}" i
     [ -n "$pid" ] || return 0
@@ -119,6 +123,7 @@ cleanup() {
     stop_pid "$MON_PID" 2
     stop_tlm
     stop_pid "$NGINX_PID" 5
+    stop_pid "$LWS_PID" 5
     stop_pid "$GAUTH_PID" 5
     if [ "${BENCH_KEEP:-0}" != 1 ]; then rm -rf "$WORK"; fi
 }
@@ -282,7 +287,7 @@ finish_tlm_point() {   # settle, stop the monitor, check lines against acks, GAu
     [ "$(getkv "$P/check.kv" check)" = ok ] || fail "delivery check of $P ($(tr '\n' ' ' <"$P/check.kv"))"
 }
 
-http_point() {   # http_point tlm|nginx BATCH CONNS
+http_point() {   # http_point tlm|nginx|lws BATCH CONNS
     local server="$1" batch="$2" conns="$3"
     next_point "http-$server-b$batch-c$conns"
     if [ "$server" = tlm ]; then
@@ -291,9 +296,11 @@ http_point() {   # http_point tlm|nginx BATCH CONNS
         wrk_run "$TLM_URL" "$batch" "$conns" 202 "$SECONDS_PER_POINT"
         finish_tlm_point "$batch" "$(getkv "$P/wrk.kv" sent)"
         stop_tlm
-    else
-        monitor_start "$P/mon.kv" nginx="$NGINX_PID"
-        wrk_run "http://127.0.0.1:$NGINX_PORT" "$batch" "$conns" 204 "$SECONDS_PER_POINT"
+    else   # nginx, or lws (bench/lws_floor.c): both answer 204 and keep nothing
+        local pid=$NGINX_PID port=$NGINX_PORT
+        [ "$server" = lws ] && { pid=$LWS_PID; port=$LWS_PORT; }
+        monitor_start "$P/mon.kv" "$server=$pid"
+        wrk_run "http://127.0.0.1:$port" "$batch" "$conns" 204 "$SECONDS_PER_POINT"
         monitor_mark
         monitor_stop
     fi
@@ -304,6 +311,21 @@ http_point() {   # http_point tlm|nginx BATCH CONNS
     else acc=$(( $(getkv "$P.kv" ok) * batch )); fi
     say "  $(printf '%-5s %4s rec x %3s conns: %9s records/s  p50 %7s ms  p99 %7s ms  %s' "$server" "$batch" "$conns" \
         "$(rate "$acc" "$(getkv "$P.kv" duration_us)")" "$(ms "$(getkv "$P.kv" p50_us)")" "$(ms "$(getkv "$P.kv" p99_us)")" "$chk")"
+}
+
+# bare libwebsockets, configured as the ingest is, answering 204 once writable (tlm answers
+# after the logshipper's ack, from a writable callback): bench/lws_floor.c
+start_lws() {
+    taskset -c "$SVC_CPU" "$TOOLS/lws_floor" --port "$LWS_PORT" --answer writable >"$WORK/lws_floor.out" 2>&1 &
+    LWS_PID=$!
+    local i
+    for ((i = 0; i < 100; i++)); do
+        busy_port "$LWS_PORT" && return 0
+        kill -0 "$LWS_PID" 2>/dev/null || break
+        sleep 0.05
+    done
+    fail "lws_floor did not start (see $WORK/lws_floor.out)"
+    return 1
 }
 
 start_nginx() {
@@ -336,14 +358,18 @@ run_http() {
     fi
     say "http: wrk batches against tlm and nginx, ${SECONDS_PER_POINT}s a point"
     local nginx="${BENCH_NGINX:-1}"   # BENCH_NGINX=0: tlm points only (A/B runs of two builds)
+    local lws_points=" ${BENCH_LWS_POINTS-1x32 100x32} "
     [ "$nginx" = 1 ] && { start_nginx || return 1; }
+    [ "$lws_points" != "  " ] && { start_lws || return 1; }
     for bc in "$@"; do
         read -r b c <<<"$bc"
         with_retry http_point tlm "$b" "$c"
         [ "$nginx" = 1 ] && with_retry http_point nginx "$b" "$c"
+        case "$lws_points" in *" ${b}x$c "*) with_retry http_point lws "$b" "$c" ;; esac
     done
     [ "$nginx" = 1 ] && stop_pid "$NGINX_PID" 5
-    NGINX_PID=""
+    stop_pid "$LWS_PID" 5
+    NGINX_PID="" LWS_PID=""
 }
 
 ws_point() {   # ws_point CONNS WINDOW
@@ -577,7 +603,7 @@ scripts/deps.sh build bench || exit 1
 make --no-print-directory -f bench/bench.mk BENCH_BUILD="$BUILD" >/dev/null || { say "bench tools build failed"; exit 1; }
 
 ulimit -n "$(ulimit -Hn)" 2>/dev/null
-for port in "$GAUTH_PORT" "$TLM_PORT" "$METRICS_PORT" "$NGINX_PORT"; do
+for port in "$GAUTH_PORT" "$TLM_PORT" "$METRICS_PORT" "$NGINX_PORT" "$LWS_PORT"; do
     busy_port "$port" && { say "127.0.0.1:$port is in use (another bench?); set BENCH_PORT_BASE"; exit 1; }
 done
 rm -rf "$WORK"
