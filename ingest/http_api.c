@@ -289,17 +289,18 @@ static void process_batch(struct http_session *s)
 }
 
 /* Bodies read in a loop pass are parsed after it, in the order they completed, in slices of
- * PARSE_SLICE_US with a poll between slices. Parsing each body in its read callback put the
- * answers of a pass behind the parsing of every body read before them in fd order; parsing
- * all of a pass's bodies at once put acks and answers behind the whole batch (at 32
+ * in->parse_slice.slice_us with a poll between slices. Parsing each body in its read callback put
+ * the answers of a pass behind the parsing of every body read before them in fd order;
+ * parsing all of a pass's bodies at once put acks and answers behind the whole batch (at 32
  * connections: 14 ms). A slice's frames leave at its end, and acks are read and answers
- * written before the next slice. */
+ * written before the next slice. A slice is 1 ms unless a loop pass's poll takes long
+ * (parse_slice.h). */
 static void parse_queued_cb(lws_sorted_usec_list_t *sul)
 {
     struct ingest *in = lws_container_of(sul, struct ingest, parse_sul);
     in->parse_scheduled = 0;
     lws_dll2_t *next;
-    int64_t until = lws_now_usecs() + PARSE_SLICE_US;
+    int64_t start = lws_now_usecs(), until = start + in->parse_slice.slice_us;
     while ((next = lws_dll2_get_head(&in->parse_queue))) {
         if (in->answers_ready || lws_now_usecs() >= until) {
             in->answers_ready = 0;
@@ -316,6 +317,7 @@ static void parse_queued_cb(lws_sorted_usec_list_t *sul)
         process_batch(s);
     }
     ingest_flush(in, 1); /* the frames of this slice leave now, all of them */
+    in->parse_slice.parsed_us += lws_now_usecs() - start;
 }
 
 static void parse_later(struct http_session *s)

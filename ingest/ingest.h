@@ -12,13 +12,13 @@
 #include "deadline.h"
 #include "envelope.h"
 #include "json_arena.h"
+#include "parse_slice.h"
 #include "pipeline.h"
 #include "sessions.h"
 #include "shipper_link.h"
 
 #define ACK_BUCKETS 12
 #define INGEST_MAX_INFLIGHT_FRAMES 2 /* frames on their way to the logshipper before the next waits */
-#define PARSE_SLICE_US 1000 /* most microseconds of body parsing between two polls (http_api.c) */
 #define WS_SPARE_MAX_BYTES (1024 * 1024) /* a larger message buffer is freed, not kept */
 #define WS_WRITE_MAX_BYTES (16 * 1024) /* answers of one session sent in one write, at most */
 #define INGEST_READ_BUFFER (32 * 1024) /* lws's per-thread read buffer: see main.c */
@@ -56,6 +56,7 @@ struct ingest {
     lws_sorted_usec_list_t parse_sul; /* parses the bodies read in the last loop pass (http_api.c) */
     int parse_scheduled;
     int answers_ready;               /* HTTP answers made ready since the last poll */
+    struct parse_slice parse_slice;  /* how long a parse slice lasts (parse_slice.h) */
     lws_dll2_owner_t parse_queue;     /* HTTP sessions whose body waits to be parsed */
     struct deadline_queue body_deadlines; /* HTTP bodies due within TELEMETRY_IDLE_TIMEOUT */
     struct deadline_queue ack_deadlines;  /* answers due within TELEMETRY_ACK_TIMEOUT */

@@ -272,9 +272,15 @@ int main(int argc, char **argv)
             in.cfg.socket_path, in.cfg.auth_url);
 
     int exit_code = 0;
+    parse_slice_init(&in.parse_slice);
     for (;;) {
+        int busy = in.parse_scheduled; /* a parse slice is due: this pass will not wait in poll */
+        int64_t pass_start = lws_now_usecs();
+        in.parse_slice.parsed_us = 0;
         if (lws_service(in.ctx, 0) < 0)
             break;
+        if (busy) /* the next slices last a few times the rest of this pass (parse_slice.h) */
+            parse_slice_note_pass(&in.parse_slice, lws_now_usecs() - pass_start);
         if (got_signal && !in.draining) {
             in.draining = 1;
             in.drain_deadline_us = lws_now_usecs() + in.cfg.drain_timeout_s * 1000000LL;
