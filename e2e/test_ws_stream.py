@@ -765,6 +765,29 @@ def test_idle_timeout_closes_a_silent_peer_but_not_one_answering_pings(tlm_facto
     assert pings[0] >= 2, "the server pinged the quiet client %d times in ~4.5s (interval 1s)" % pings[0]
 
 
+def test_idle_timeout_counts_messages_as_heard_from(tlm_factory):
+    """A client that never answers pings but sends a message every half second stays open
+    past TELEMETRY_WS_IDLE_TIMEOUT: any message, not only a pong, shows the peer is there.
+    Once it stops sending it is closed within the idle timeout (plus the loop's slack)."""
+    t = tlm_factory(env={"TELEMETRY_WS_PING_INTERVAL": "1", "TELEMETRY_WS_IDLE_TIMEOUT": "2"})
+    m = uniq("ws-idle-msgs")
+
+    async def go():
+        ws, _ = await open_authed(t, protocol=W.SilentClient)
+        for i in range(1, 10):                 # 4.5 s of traffic, more than twice the timeout
+            await ws.send(json.dumps(batch(i, m)))
+            check_ack(await recv_json(ws, 10), i, 1)
+            await asyncio.sleep(0.5)
+        assert ws.open, "a client sending messages was closed: %s %r" % (ws.close_code, ws.close_reason)
+        t0 = time.monotonic()
+        code, _, _ = await expect_close(ws, 2 + 5)
+        return code, time.monotonic() - t0, ws.pings_seen
+    code, took, pings = run(go(), 30)
+    H.note("ws idle: a client sending messages but no pongs, then silent: closed %s after %.1fs (%d pings seen)" % (
+        code, took, pings))
+    assert 1.0 <= took <= 4.0, "closed %.2fs after its last message (idle timeout 2 s)" % took
+
+
 # ---------------------------------------------------------------------------------------
 # scale: many idle sessions
 

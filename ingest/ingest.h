@@ -60,6 +60,8 @@ struct ingest {
     lws_dll2_owner_t parse_queue;     /* HTTP sessions whose body waits to be parsed */
     struct deadline_queue body_deadlines; /* HTTP bodies due within TELEMETRY_IDLE_TIMEOUT */
     struct deadline_queue ack_deadlines;  /* answers due within TELEMETRY_ACK_TIMEOUT */
+    struct deadline_queue ws_quiet;       /* WebSockets due a ping (ws_stream.c) */
+    struct deadline_queue ws_unanswered;  /* pinged WebSockets due to be closed */
     int flush_scheduled;
     uint64_t frames_at_yield;        /* link.frames_sent when the ingest last gave up the core */
     int draining;

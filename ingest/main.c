@@ -206,15 +206,14 @@ int main(int argc, char **argv)
     signal_ctx = in.ctx;
     deadline_queue_init(&in.body_deadlines, in.ctx, in.cfg.idle_timeout_s * 1000000);
     deadline_queue_init(&in.ack_deadlines, in.ctx, in.cfg.ack_timeout_ms * 1000);
+    ws_stream_init_keepalive(&in);
 
     /* protocols[0] answers HTTP; the link is a raw fd adopted into the same vhost */
     struct lws_protocols plist[4] = {http_api_protocol, ws_stream_protocol, shipper_link_protocol,
                                      {NULL, NULL, 0, 0, 0, NULL, 0}};
-    /* idle WebSockets get a ping after ws_ping_interval and are dropped after ws_idle_timeout */
+    /* no lws validity timers: WebSocket pings and idle closes are ws_stream.c's own */
     lws_retry_bo_t retry;
     memset(&retry, 0, sizeof(retry));
-    retry.secs_since_valid_ping = (uint16_t)in.cfg.ws_ping_interval_s;
-    retry.secs_since_valid_hangup = (uint16_t)in.cfg.ws_idle_timeout_s;
     memset(&info, 0, sizeof(info));
     info.port = (int)in.cfg.port;
     info.iface = in.cfg.listen;
@@ -315,6 +314,8 @@ int main(int argc, char **argv)
     lws_sul_cancel(&in.parse_sul);
     deadline_queue_stop(&in.body_deadlines);
     deadline_queue_stop(&in.ack_deadlines);
+    deadline_queue_stop(&in.ws_quiet);
+    deadline_queue_stop(&in.ws_unanswered);
     auth_free(in.auth);
     in.auth = NULL;
     /* timers of the link live in our memory: take them off the loop before it is destroyed
