@@ -15,6 +15,8 @@ ifeq ($(HAVE_SYSTEMD),1)
 endif
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+# libev: the ingest's event loop (ingest/event_loop.c; no pkg-config file in Debian)
+EV_LIBS    := -lev
 ALL_CFLAGS := $(CFLAGS_BASE) $(PKG_CFLAGS) $(SYSTEMD_CFLAGS) $(CFLAGS)
 LIBS       := $(PKG_LIBS) $(SYSTEMD_LIBS) -lm -pthread $(LDLIBS)
 
@@ -45,13 +47,13 @@ $(LIB_SHIPPER): $(call obj,$(SHIPPER_SRC))
 	@rm -f $@; ar rcs $@ $^
 
 $(BUILD)/tlm-ingest: $(call obj,ingest/main.c) $(LIB_INGEST) $(LIB_COMMON)
-	$(CC) $(ALL_CFLAGS) $^ -o $@ $(LIBS)
+	$(CC) $(ALL_CFLAGS) $^ -o $@ $(LIBS) $(EV_LIBS)
 $(BUILD)/tlm-logshipper: $(call obj,logshipper/main.c) $(LIB_SHIPPER) $(LIB_COMMON)
 	$(CC) $(ALL_CFLAGS) $^ -o $@ $(LIBS)
 
 $(BUILD)/tests/%: $(call obj,tests/unit/%.c) $(LIB_INGEST) $(LIB_SHIPPER) $(LIB_COMMON)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $^ -o $@ $(LIBS)
+	$(CC) $(ALL_CFLAGS) $^ -o $@ $(LIBS) $(EV_LIBS)
 
 # Debian packages the build and the tests need; installed when missing (as root).
 deps:

@@ -11,6 +11,7 @@
 #include <curl/curl.h>
 
 #include "../common/log.h"
+#include "event_loop.h"
 #include "http_api.h"
 #include "ingest.h"
 #include "ws_rxbuf.h"
@@ -198,9 +199,13 @@ int main(int argc, char **argv)
      * each ready connection gets one read a loop pass, and with 256 connections uploading
      * 270 KB bodies 64 KiB reads made passes so long that 1000-record batches slowed by 35 %. */
     info.pt_serv_buf_size = INGEST_READ_BUFFER;
+    struct event_loop loop;
+    if (event_loop_init(&loop, &info))
+        return 1;
     in.ctx = lws_create_context(&info);
     if (!in.ctx) {
-        log_app(LOG_ERROR, "cannot create the event loop");
+        log_app(LOG_ERROR, "cannot create the event loop (lws on libev: is Debian's libwebsockets-evlib-ev installed?)");
+        event_loop_free(&loop);
         return 1;
     }
     signal_ctx = in.ctx;
@@ -231,6 +236,7 @@ int main(int argc, char **argv)
     if (!in.vh) {
         log_app(LOG_ERROR, "cannot listen on %s:%lld (TELEMETRY_LISTEN, TELEMETRY_PORT)", in.cfg.listen, in.cfg.port);
         lws_context_destroy(in.ctx);
+        event_loop_free(&loop);
         ws_rxbuf_shutdown();
         config_free(&in.cfg);
         return 1;
@@ -260,6 +266,12 @@ int main(int argc, char **argv)
     shipper_link_start(&in.link);
     lws_sul_schedule(in.ctx, 0, &in.stats_sul, stats_cb, 1000 * 1000);
     lws_sul_schedule(in.ctx, 0, &in.health_sul, health_cb, (lws_usec_t)in.cfg.health_timer_s * 1000000);
+    /* the timers that must not wait for lws's under load (event_loop.h) */
+    lws_sorted_usec_list_t *on_time[] = {&in.parse_sul, &in.flush_sul, &in.link.kick_sul, &in.link.reconnect_sul,
+                                         &in.stats_sul, &in.body_deadlines.sul, &in.ack_deadlines.sul,
+                                         &in.ws_quiet.sul, &in.ws_unanswered.sul};
+    for (size_t i = 0; i < sizeof(on_time) / sizeof(on_time[0]); i++)
+        event_loop_run_each_pass(&loop, on_time[i]);
 
     signal(SIGPIPE, SIG_IGN);
     struct sigaction sa;
@@ -276,8 +288,7 @@ int main(int argc, char **argv)
         int busy = in.parse_scheduled; /* a parse slice is due: this pass will not wait in poll */
         int64_t pass_start = lws_now_usecs();
         in.parse_slice.parsed_us = 0;
-        if (lws_service(in.ctx, 0) < 0)
-            break;
+        event_loop_pass(&loop);
         if (busy) /* the next slices last a few times the rest of this pass (parse_slice.h) */
             parse_slice_note_pass(&in.parse_slice, lws_now_usecs() - pass_start);
         if (got_signal && !in.draining) {
@@ -306,7 +317,7 @@ int main(int argc, char **argv)
     }
     shipper_link_bye(&in.link);
     for (int i = 0; i < 20 && in.link.wsi && in.link.out.len; i++)
-        lws_service(in.ctx, 0);
+        event_loop_pass(&loop);
     log_app(LOG_INFO, "stopped");
     lws_sul_cancel(&in.stats_sul);
     lws_sul_cancel(&in.health_sul);
@@ -323,6 +334,7 @@ int main(int argc, char **argv)
     in.link.closing = 1;
     shipper_link_free(&in.link);
     lws_context_destroy(in.ctx);
+    event_loop_free(&loop);
     ws_rxbuf_shutdown(); /* after lws freed every connection's buffer */
     pipeline_free(&in.pipe);
     sessions_free(&in.sessions);

@@ -1,13 +1,12 @@
 /* parse_slice.h - how long the ingest parses queued bodies before it polls again.
  *
- * A loop pass costs poll(2) over every open connection, then the reads and writes of the
- * ready ones. With few connections that is tens of microseconds, and 1 ms slices of
- * parsing (PARSE_SLICE_US) keep answers moving. With thousands of idle WebSockets open the
- * poll alone takes milliseconds (2.4 ms with 10 000 on the bench host), and 1 ms slices
- * left most of the core to it: HTTP load alongside 10 000 idle connections ran at
- * 0.12-0.17 of its rate without them. So the rest of each busy pass (one that did not wait
- * in poll) is averaged, and a slice lasts PARSE_SLICE_PASS_RATIO times that, within
- * PARSE_SLICE_US..PARSE_SLICE_MAX_US: the fixed cost of a pass stays a fraction of it. */
+ * A loop pass costs the poll, then the reads and writes of the ready connections. Usually
+ * that is tens of microseconds, and 1 ms slices of parsing (PARSE_SLICE_US) keep answers
+ * moving. When a pass is costly (many connections ready at once; with lws's poll(2) loop,
+ * thousands of idle ones: 2.4 ms a pass with 10 000 open on the bench host, where 1 ms
+ * slices left most of the core to polling), the rest of each busy pass (one that did not
+ * wait for events) is averaged, and a slice lasts PARSE_SLICE_PASS_RATIO times that,
+ * within PARSE_SLICE_US..PARSE_SLICE_MAX_US: the fixed cost of a pass stays a fraction. */
 #ifndef TLM_PARSE_SLICE_H
 #define TLM_PARSE_SLICE_H
 

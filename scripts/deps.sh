@@ -2,7 +2,7 @@
 # deps.sh - installs the Debian packages a step needs when they are missing.
 # Usage: scripts/deps.sh build [test] [bench] [images] ...  (root installs; others get a hint)
 set -eu
-pkgs_build="build-essential pkg-config libwebsockets-dev libjansson-dev libcurl4-openssl-dev zlib1g-dev libpcre2-dev libsystemd-dev"
+pkgs_build="build-essential pkg-config libwebsockets-dev libwebsockets-evlib-ev libev-dev libjansson-dev libcurl4-openssl-dev zlib1g-dev libpcre2-dev libsystemd-dev"
 pkgs_test="curl python3 python3-requests python3-websockets python3-pytest python3-yaml valgrind clang libclang-rt-14-dev prometheus nodejs npm chromium shellcheck strace"
 pkgs_bench="python3 wrk nginx-light gnuplot-nox util-linux linux-perf"
 pkgs_images="podman buildah debootstrap runc catatonit"

@@ -22,12 +22,13 @@ RUN make -j"$(nproc)" BUILD=/out /out/tlm-ingest /out/tlm-logshipper
 FROM debian:bookworm-slim
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      ca-certificates libwebsockets17 libjansson4 libcurl4 zlib1g libpcre2-8-0 libsystemd0 \
+      ca-certificates libwebsockets17 libwebsockets-evlib-ev libev4 libjansson4 libcurl4 zlib1g libpcre2-8-0 libsystemd0 \
  && rm -rf /var/lib/apt/lists/* /var/cache/apt/* /var/cache/debconf/*-old /var/log/*.log \
  && install -d -o 65532 -g 65532 -m 0750 /run/tlm
 COPY --from=build /out/tlm-ingest /usr/local/bin/tlm-ingest
-# fails the build when a linked library is missing from this stage
+# fails the build when a linked library, or the libev plugin lws loads at start, is missing
 RUN ldd /usr/local/bin/tlm-ingest | awk '/not found/ { bad = 1; print } END { exit bad }' \
+ && ls /usr/lib/*/libwebsockets-evlib_ev.so >/dev/null \
  && /usr/local/bin/tlm-ingest --print-config >/dev/null
 USER 65532:65532
 EXPOSE 8107
