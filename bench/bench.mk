@@ -15,7 +15,7 @@ $(BENCH_TOOLS)/ws_load: bench/ws_load.c bench/bench.mk
 
 $(BENCH_TOOLS)/lws_floor: bench/lws_floor.c bench/bench.mk
 	@mkdir -p $(dir $@)
-	$(BENCH_CC) $(BENCH_CFLAGS) $(shell pkg-config --cflags libwebsockets) $< -o $@ $(shell pkg-config --libs libwebsockets)
+	$(BENCH_CC) $(BENCH_CFLAGS) $(shell pkg-config --cflags libwebsockets) $< -o $@ $(shell pkg-config --libs libwebsockets) -lev
 
 $(BENCH_TOOLS)/json_ceiling: bench/json_ceiling.c bench/bench.mk
 	@mkdir -p $(dir $@)

@@ -11,9 +11,14 @@
  *   --answer direct    answer from LWS_CALLBACK_HTTP_BODY_COMPLETION (nginx's way)
  *   --answer writable  ask lws_callback_on_writable() there and answer when writable
  *
- * Usage: lws_floor --port N [--read-buffer BYTES] [--answer direct|writable]
+ * and two loops, as the ingest has run on both:
+ *   --loop ev     lws on a libev loop of ours with epoll (the ingest's, ingest/event_loop.c)
+ *   --loop poll   lws's own poll(2) loop
+ *
+ * Usage: lws_floor --port N [--read-buffer BYTES] [--answer direct|writable] [--loop ev|poll]
  * Runs until SIGTERM/SIGINT; prints "requests=N" on the way out.
  */
+#include <ev.h>
 #include <libwebsockets.h>
 
 #include <getopt.h>
@@ -26,6 +31,7 @@ static volatile sig_atomic_t got_signal;
 static struct lws_context *ctx;
 static unsigned long long requests;
 static int answer_when_writable;
+static int use_poll;
 
 static void on_signal(int sig)
 {
@@ -72,6 +78,7 @@ int main(int argc, char **argv)
     static const struct option longopts[] = {{"port", required_argument, NULL, 'p'},
                                              {"read-buffer", required_argument, NULL, 'r'},
                                              {"answer", required_argument, NULL, 'a'},
+                                             {"loop", required_argument, NULL, 'l'},
                                              {NULL, 0, NULL, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
@@ -83,11 +90,13 @@ int main(int argc, char **argv)
             answer_when_writable = 1;
         else if (c == 'a' && !strcmp(optarg, "direct"))
             answer_when_writable = 0;
+        else if (c == 'l' && (!strcmp(optarg, "ev") || !strcmp(optarg, "poll")))
+            use_poll = !strcmp(optarg, "poll");
         else
             port = 0, optind = argc;
     }
     if (port <= 0 || read_buffer < 1024) {
-        fprintf(stderr, "usage: lws_floor --port N [--read-buffer BYTES] [--answer direct|writable]\n");
+        fprintf(stderr, "usage: lws_floor --port N [--read-buffer BYTES] [--answer direct|writable] [--loop ev|poll]\n");
         return 2;
     }
     lws_set_log_level(LLL_ERR | LLL_WARN, NULL);
@@ -102,6 +111,14 @@ int main(int argc, char **argv)
     info.pt_serv_buf_size = (unsigned)read_buffer;
     info.keepalive_timeout = 60;
     info.timeout_secs = 60;
+    struct ev_loop *loop = NULL;
+    void *foreign[1];
+    if (!use_poll) {
+        loop = ev_loop_new(EVBACKEND_EPOLL);
+        foreign[0] = loop;
+        info.options |= LWS_SERVER_OPTION_LIBEV;
+        info.foreign_loops = foreign;
+    }
     ctx = lws_create_context(&info);
     if (!ctx) {
         fprintf(stderr, "lws_floor: cannot listen on 127.0.0.1:%d\n", port);
@@ -109,9 +126,15 @@ int main(int argc, char **argv)
     }
     signal(SIGTERM, on_signal);
     signal(SIGINT, on_signal);
-    while (!got_signal && lws_service(ctx, 0) >= 0)
-        ;
+    while (!got_signal) {
+        if (loop)
+            ev_run(loop, EVRUN_ONCE);
+        else if (lws_service(ctx, 0) < 0)
+            break;
+    }
     lws_context_destroy(ctx);
+    if (loop)
+        ev_loop_destroy(loop);
     printf("requests=%llu\n", requests);
     return 0;
 }
