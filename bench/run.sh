@@ -313,19 +313,23 @@ http_point() {   # http_point tlm|nginx|lws BATCH CONNS
         "$(rate "$acc" "$(getkv "$P.kv" duration_us)")" "$(ms "$(getkv "$P.kv" p50_us)")" "$(ms "$(getkv "$P.kv" p99_us)")" "$chk")"
 }
 
+wait_listening() {   # wait_listening PID PORT WHAT: up to 5 s for PID to listen on PORT
+    local i
+    for ((i = 0; i < 100; i++)); do
+        busy_port "$2" && return 0
+        kill -0 "$1" 2>/dev/null || break
+        sleep 0.05
+    done
+    fail "$3 did not start"
+    return 1
+}
+
 # bare libwebsockets, configured as the ingest is, answering 204 once writable (tlm answers
 # after the logshipper's ack, from a writable callback): bench/lws_floor.c
 start_lws() {
     taskset -c "$SVC_CPU" "$TOOLS/lws_floor" --port "$LWS_PORT" --answer writable >"$WORK/lws_floor.out" 2>&1 &
     LWS_PID=$!
-    local i
-    for ((i = 0; i < 100; i++)); do
-        busy_port "$LWS_PORT" && return 0
-        kill -0 "$LWS_PID" 2>/dev/null || break
-        sleep 0.05
-    done
-    fail "lws_floor did not start (see $WORK/lws_floor.out)"
-    return 1
+    wait_listening "$LWS_PID" "$LWS_PORT" "lws_floor (see $WORK/lws_floor.out)"
 }
 
 start_nginx() {
@@ -333,14 +337,7 @@ start_nginx() {
     sed "s#@PORT@#$NGINX_PORT#; s#@DIR@#$WORK/nginx#g" bench/nginx.conf >"$WORK/nginx/nginx.conf"
     taskset -c "$SVC_CPU" nginx -c "$WORK/nginx/nginx.conf" -e "$WORK/nginx/nginx-error.log" >>"$WORK/nginx/out.log" 2>&1 &
     NGINX_PID=$!
-    local i
-    for ((i = 0; i < 100; i++)); do
-        busy_port "$NGINX_PORT" && return 0
-        kill -0 "$NGINX_PID" 2>/dev/null || break
-        sleep 0.05
-    done
-    fail "nginx did not start (see $WORK/nginx)"
-    return 1
+    wait_listening "$NGINX_PID" "$NGINX_PORT" "nginx (see $WORK/nginx)"
 }
 
 run_http() {

@@ -266,7 +266,7 @@ int main(int argc, char **argv)
     shipper_link_start(&in.link);
     lws_sul_schedule(in.ctx, 0, &in.stats_sul, stats_cb, 1000 * 1000);
     lws_sul_schedule(in.ctx, 0, &in.health_sul, health_cb, (lws_usec_t)in.cfg.health_timer_s * 1000000);
-    /* the timers that must not wait for lws's under load (event_loop.h) */
+    /* timers that must not wait for lws to service its own, which it defers under load (event_loop.h) */
     lws_sorted_usec_list_t *on_time[] = {&in.parse_sul, &in.flush_sul, &in.link.kick_sul, &in.link.reconnect_sul,
                                          &in.stats_sul, &in.body_deadlines.sul, &in.ack_deadlines.sul,
                                          &in.ws_quiet.sul, &in.ws_unanswered.sul};
