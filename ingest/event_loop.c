@@ -38,7 +38,7 @@ void event_loop_run_each_pass(struct event_loop *el, lws_sorted_usec_list_t *sul
         log_app(LOG_ERROR, "event loop: more than %d pass timers; one is left to lws", EVENT_LOOP_MAX_TIMERS);
 }
 
-void event_loop_pass(struct event_loop *el)
+void event_loop_pass(struct event_loop *el, struct lws_context *ctx)
 {
     lws_usec_t now = lws_now_usecs(), first = 0;
     for (int i = 0; i < el->ntimers; i++) {
@@ -47,7 +47,7 @@ void event_loop_pass(struct event_loop *el)
             first = sul->us;
     }
     int flags = EVRUN_ONCE;
-    if (first && first <= now) {
+    if ((first && first <= now) || !lws_service_adjust_timeout(ctx, 1, 0)) {
         flags = EVRUN_NOWAIT; /* poll, serve what is ready, and come back to it */
     } else if (first) {
         ev_timer_set(&el->wake, (double)(first - now) / 1e6, 0);
@@ -55,6 +55,10 @@ void event_loop_pass(struct event_loop *el)
     }
     ev_run(el->ev, flags);
     ev_timer_stop(el->ev, &el->wake);
+    /* what lws's starved idle watcher would do: serve connections that have input lws
+     * already read (buffered while their reading was paused), as its own loop does each pass */
+    if (!lws_service_adjust_timeout(ctx, 1, 0))
+        _lws_plat_service_forced_tsi(ctx, 0);
     /* one sweep, against the time it started: a timer one of these callbacks schedules
      * (the parse slice's "after one more poll") waits for the next pass, as in lws's loop */
     now = lws_now_usecs();

@@ -6,8 +6,9 @@
  * ready, not what is open. (lws 4.1's libuv glue was tried too: it restarts a descriptor's
  * poll on every change of interest, ~10 syscalls a request, and lost close frames.)
  *
- * One pass runs libev once (wait for events, serve them), then the timers registered with
- * event_loop_run_each_pass that are due. lws 4.1's libev glue services lws timers from an
+ * One pass runs libev once (wait for events, serve them), then lws's forced service (input
+ * lws holds for connections), then the timers registered with event_loop_run_each_pass
+ * that are due. lws 4.1's libev glue services lws timers from an
  * ev_idle watcher, which libev runs only when no I/O is pending: under load the ingest's
  * own short timers (the parse slice, the flush of frames, the link's write kick, the
  * deadline queues) would wait for lws's next long timer instead. Other lws timers (per
@@ -35,7 +36,7 @@ int event_loop_init(struct event_loop *el, struct lws_context_creation_info *inf
 void event_loop_run_each_pass(struct event_loop *el, lws_sorted_usec_list_t *sul);
 /* One pass: waits for events (not past the first registered timer's due time), serves
  * them, then runs the registered timers that are due. */
-void event_loop_pass(struct event_loop *el);
+void event_loop_pass(struct event_loop *el, struct lws_context *ctx);
 /* After lws_context_destroy (which takes lws's watchers off the loop). */
 void event_loop_free(struct event_loop *el);
 

@@ -288,7 +288,7 @@ int main(int argc, char **argv)
         int busy = in.parse_scheduled; /* a parse slice is due: this pass will not wait in poll */
         int64_t pass_start = lws_now_usecs();
         in.parse_slice.parsed_us = 0;
-        event_loop_pass(&loop);
+        event_loop_pass(&loop, in.ctx);
         if (busy) /* the next slices last a few times the rest of this pass (parse_slice.h) */
             parse_slice_note_pass(&in.parse_slice, lws_now_usecs() - pass_start);
         if (got_signal && !in.draining) {
@@ -317,7 +317,7 @@ int main(int argc, char **argv)
     }
     shipper_link_bye(&in.link);
     for (int i = 0; i < 20 && in.link.wsi && in.link.out.len; i++)
-        event_loop_pass(&loop);
+        event_loop_pass(&loop, in.ctx);
     log_app(LOG_INFO, "stopped");
     lws_sul_cancel(&in.stats_sul);
     lws_sul_cancel(&in.health_sul);
