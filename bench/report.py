@@ -412,8 +412,9 @@ def main():
                  "same point). Their sum bounds what any service can do here; a goal beyond it is out of reach on "
                  "this host at this hour. The rows \"on libwebsockets\" put in the CPU per request of bare "
                  "libwebsockets instead (bench/lws_floor.c, configured as the ingest and answering 204 from a "
-                 "writable callback as tlm must): the least a service built on tlm's HTTP library can cost. The p99 / p50 rows: the same parse timed one by one (the steadier of the "
-                 "two measures), summed over every run of parses in a row as long as tlm's p50 at the point (a "
+                 "writable callback as tlm must): the least a service built on tlm's HTTP library can cost. "
+                 "The p99 / p50 rows: the same parse timed one by one (the steadier of the two measures), "
+                 "summed over every run of parses in a row as long as tlm's p50 at the point (a "
                  "saturated request waits for the work of the requests ahead of it): the p99 / p50 of that fixed "
                  "work is the tail this host's own unsteadiness puts on any service's latency here."
                  % (wr.get("mb_per_s") if wr else "–", fmt_int(line_bytes(http))))

@@ -357,7 +357,7 @@ run_http() {
     local nginx="${BENCH_NGINX:-1}"   # BENCH_NGINX=0: tlm points only (A/B runs of two builds)
     local lws_points=" ${BENCH_LWS_POINTS-1x32 100x32} "
     [ "$nginx" = 1 ] && { start_nginx || return 1; }
-    [ "$lws_points" != "  " ] && { start_lws || return 1; }
+    [ -n "${lws_points// /}" ] && { start_lws || return 1; }
     for bc in "$@"; do
         read -r b c <<<"$bc"
         with_retry http_point tlm "$b" "$c"
