@@ -158,6 +158,22 @@ def test_rid_stable_across_resend_of_batch_id(tlm):
     assert all(len(v) == 2 for v in by2.values()), "a different batchId must give other rids: %s" % by2
 
 
+def test_rid_of_a_batch_id_differs_between_users(tlm):
+    # two agents' desktops may both number their batches from 1: an aggregator that drops
+    # duplicate rids must not drop one agent's records as the other's
+    m = uniq("ridusers")
+    batch = {"appName": "wwe_ui", "batchId": "1", "traces": [{"msg": m}]}
+    accepted(tlm.post(batch, token="dev-token"), 1)
+    accepted(tlm.post(batch, token="dev-token-2"), 1)
+    accepted(tlm.post(batch, token="dev-token-2"), 1)   # a re-send by the second agent
+    lines = tlm.stdout_lines(m)
+    rids = {}
+    for ln in lines:
+        rids.setdefault(ln["user"], set()).add(ln["rid"])
+    assert len(lines) == 3 and set(rids) == {"agent1", "agent2"}, lines
+    assert len(rids["agent2"]) == 1, "a re-send by the same user keeps its rid: %s" % rids
+    assert not rids["agent1"] & rids["agent2"], "same batchId, two users, one rid: %s" % rids
+
 def test_properties_merged_then_filtered_and_identity_from_gauth(tlm):
     m = uniq("props")
     batch = {

@@ -410,7 +410,9 @@ static void make_rid_base(struct envelope *e, const struct envelope_identity *id
     if (batch_id) {
         struct buf *b = &e->scratch;
         buf_reset(b);
+        /* the user too: two agents' clients may both count batchIds from 1 */
         buf_append(b, id->ccid, strlen(id->ccid) + 1);
+        buf_append(b, id->user, strlen(id->user) + 1);
         buf_append(b, app, app_len);
         buf_putc(b, '\0');
         buf_append(b, json_string_value(batch_id), json_string_length(batch_id));
