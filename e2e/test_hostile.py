@@ -564,6 +564,26 @@ def test_huge_and_odd_numbers(hsvc, case, fragment):
             assert H.TS_RE.match(ln["ts"]), "%s: ts %r" % (case, ln["ts"])
 
 
+def test_integer_past_int64_costs_no_record(hsvc):
+    """JavaScript writes numbers below 1e21 without an exponent, so an integer past 2^63 is
+    valid JSON a desktop can send: the batch is kept and such a number is read as a double.
+    Only a number no double holds (1e400) makes the batch a 400, with its position."""
+    m = uniq("bigint")
+    body = ('{"appName":"wwe_ui","traces":[{"msg":"%s ok"},'
+            '{"msg":"%s big","properties":{"connId":123456789012345678901}}],'
+            '"metrics":[{"name":"%s_m","value":1180591620717411303424}]}') % (m, m, m)
+    r = hsvc.post(body)
+    assert r.status_code == 202, r.text[:300]
+    assert r.json()["accepted"] == 3 and r.json()["rejected"] == [], r.text
+    lines = {ln.get("msg") or ln["name"]: ln for ln in (strict_json(raw) for raw in hsvc.stdout_raw() if m in raw)}
+    assert set(lines) == {m + " ok", m + " big", m + "_m"}, lines
+    assert lines[m + " big"]["properties"]["connId"] == pytest.approx(123456789012345678901, rel=1e-15), lines
+    assert lines[m + "_m"]["value"] == pytest.approx(2.0 ** 70, rel=1e-15), lines
+    r = hsvc.post('{"appName":"wwe_ui","traces":[{"msg":"%s inf","properties":{"connId":1e400}}]}' % m)
+    assert_error(r, 400)
+    assert r.json()["error"]["code"] == "invalid_json" and "column" in r.json()["error"]["message"], r.text
+    assert not [raw for raw in hsvc.stdout_raw() if m + " inf" in raw]
+
 @pytest.mark.timeout(30)
 def test_long_strings_cut_to_the_line_limit(hsvc):
     """A msg of exactly TELEMETRY_MAX_STRING_BYTES is kept, one byte more is rejected

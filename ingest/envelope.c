@@ -513,6 +513,11 @@ void envelope_process(struct envelope *e, const char *body, size_t len, const st
     }
     json_error_t je;
     json_t *root = json_loadb(body, len, JSON_ALLOW_NUL, &je);
+    if (!root && json_error_code(&je) == json_error_numeric_overflow)
+        /* An integer past 2^63 (JavaScript writes numbers below 1e21 without an exponent):
+         * read this batch's numbers as doubles rather than lose it. A real past DBL_MAX
+         * (1e400) fails again and is the batch's 400. */
+        root = json_loadb(body, len, JSON_ALLOW_NUL | JSON_DECODE_INT_AS_REAL, &je);
     if (!root) {
         res->status = 400;
         res->code = "invalid_json";
@@ -528,6 +533,10 @@ void envelope_process(struct envelope *e, const char *body, size_t len, const st
     if (seq && json_is_integer(seq)) {
         res->has_seq = 1;
         res->seq = (int64_t)json_integer_value(seq);
+    } else if (seq && json_is_real(seq) && fabs(json_real_value(seq)) <= 9007199254740992.0 &&
+               json_real_value(seq) == trunc(json_real_value(seq))) {
+        res->has_seq = 1; /* read as a double by the fallback above: exact up to 2^53 */
+        res->seq = (int64_t)json_real_value(seq);
     }
     app = json_object_get(root, "appName");
     if (!json_is_string(app) || json_string_length(app) == 0 || json_string_length(app) > 255) {

@@ -976,6 +976,12 @@ static void test_seq(void)
         {"{\"seq\":1.5,\"appName\":\"wwe_ui\"}", 0, 0, 0},
         {"{\"seq\":null,\"appName\":\"wwe_ui\"}", 0, 0, 0},
         {"{\"appName\":\"wwe_ui\"}", 0, 0, 0},
+        /* an integer past 2^63 elsewhere: numbers read as doubles, seq still names the batch */
+        {"{\"seq\":14,\"appName\":\"wwe_ui\",\"metrics\":[{\"name\":\"n\",\"value\":1180591620717411303424}]}", 1, 14,
+         0},
+        {"{\"seq\":-15,\"appName\":\"wwe_ui\",\"traces\":[{\"msg\":\"m\",\"ts\":18446744073709551616}]}", 1, -15, 0},
+        {"{\"seq\":1180591620717411303424,\"appName\":\"wwe_ui\"}", 0, 0, 0}, /* past 2^53: no seq */
+        {"{\"seq\":16,\"appName\":\"wwe_ui\",\"metrics\":[{\"name\":\"n\",\"value\":1e400}]}", 0, 0, 400},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         struct run r;
