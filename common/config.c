@@ -8,6 +8,9 @@
 #include <string.h>
 #include <strings.h>
 
+#include "contract_regex.h"
+#include "prom.h"
+
 enum cfg_type { CFG_INT, CFG_STR, CFG_ENUM, CFG_JSON_OBJECT, CFG_JSON_ARRAY };
 
 struct cfg_entry {
@@ -192,6 +195,23 @@ static int check_string_array(json_t *a, const char *var, const char *path, char
     return 0;
 }
 
+/* Each monitoredEvents pattern compiles as the logshipper will compile it. */
+static int check_patterns(json_t *a, const char *path, char *err, size_t errlen)
+{
+    size_t i, off;
+    json_t *s;
+    char why[256];
+    json_array_foreach(a, i, s) {
+        pcre2_code *re = contract_regex_compile(json_string_value(s), json_string_length(s), &off, why, sizeof(why));
+        if (!re) {
+            snprintf(err, errlen, "TELEMETRY_CONFIG_CONTRACTS: at %s[%zu]: offset %zu: %s", path, i, off, why);
+            return -1;
+        }
+        pcre2_code_free(re);
+    }
+    return 0;
+}
+
 static int check_cors(json_t *c, char *err, size_t errlen)
 {
     const char *k;
@@ -248,9 +268,15 @@ static int check_contract(json_t *c, size_t i, char *err, size_t errlen)
         if (check_string_array(v, var, path, err, errlen))
             return -1;
     }
+    char prefix[256];
+    prom_sanitize_name(json_string_value(app), prefix, sizeof(prefix));
+    if (!strcmp(prefix, "telemetry")) {
+        snprintf(err, errlen, "%s: at [%zu].appName: \"telemetry\" is reserved for the service's own metrics", var, i);
+        return -1;
+    }
     if ((v = json_object_get(c, "monitoredEvents"))) {
         snprintf(path, sizeof(path), "[%zu].monitoredEvents", i);
-        if (check_string_array(v, var, path, err, errlen))
+        if (check_string_array(v, var, path, err, errlen) || check_patterns(v, path, err, errlen))
             return -1;
     }
     if ((v = json_object_get(c, "monitoredMetrics"))) {

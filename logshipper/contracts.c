@@ -1,22 +1,16 @@
 /* contracts.c - turns each written record into its app's contract metrics: monitored events
  * (PCRE2, whole name, JIT), threshold violations, apdex zones and bucketized histograms. */
-#define PCRE2_CODE_UNIT_WIDTH 8
 #include "contracts.h"
 
 #include <math.h>
-#include <pcre2.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "../common/contract_regex.h"
+
 #define VAR "TELEMETRY_CONFIG_CONTRACTS"
 
-/* Regex options. JavaScript-compatible escapes (\uhhhh, \u{h..}, \xhh), `$` only at the
- * very end, whole-name anchoring by options (every alternative, both ends), UTF-8 with
- * invalid bytes allowed in subjects (they never match), no \C (could split a character). */
-#define RE_OPTIONS                                                                         \
-    (PCRE2_UTF | PCRE2_MATCH_INVALID_UTF | PCRE2_ANCHORED | PCRE2_ENDANCHORED |            \
-     PCRE2_ALT_BSUX | PCRE2_DOLLAR_ENDONLY | PCRE2_NEVER_BACKSLASH_C)
 #define RE_MATCH_LIMIT 100000u          /* backtracking steps per match (ReDoS bound) */
 #define RE_JIT_STACK_MIN (32u * 1024u)
 #define RE_JIT_STACK_MAX (512u * 1024u)
@@ -111,8 +105,7 @@ static struct metric_rule *rule_get(struct contract *k, const char *name, size_t
     return r;
 }
 
-static int compile_events(struct contract *k, json_t *list, size_t ci,
-                          pcre2_compile_context *cctx, char *err, size_t errlen)
+static int compile_events(struct contract *k, json_t *list, size_t ci, char *err, size_t errlen)
 {
     size_t n = json_array_size(list);
     if (!n)
@@ -123,16 +116,11 @@ static int compile_events(struct contract *k, json_t *list, size_t ci,
     }
     for (size_t j = 0; j < n; j++) {
         json_t *s = json_array_get(list, j);
-        int code;
-        PCRE2_SIZE off;
-        pcre2_code *re = pcre2_compile((PCRE2_SPTR)json_string_value(s), json_string_length(s),
-                                       RE_OPTIONS, &code, &off, cctx);
-        if (!re) {
-            PCRE2_UCHAR msg[256];
-            if (pcre2_get_error_message(code, msg, sizeof(msg)) < 0)
-                snprintf((char *)msg, sizeof(msg), "error %d", code);
-            snprintf(err, errlen, "%s: at [%zu].monitoredEvents[%zu]: offset %zu: %s", VAR, ci,
-                     j, (size_t)off, (const char *)msg);
+        size_t off;
+        char why[256];
+        pcre2_code *re = contract_regex_compile(json_string_value(s), json_string_length(s), &off, why, sizeof(why));
+        if (!re) { /* config_load checked the patterns; this is out of memory */
+            snprintf(err, errlen, "%s: at [%zu].monitoredEvents[%zu]: offset %zu: %s", VAR, ci, j, off, why);
             return -1;
         }
         /* JIT when the platform has it; pcre2_match falls back to the interpreter. */
@@ -253,11 +241,7 @@ static int declare_families(struct contract *k, json_t *c, size_t ci, struct pro
         snprintf(err, errlen, "%s: at [%zu]: out of memory", VAR, ci);
         return -1;
     }
-    prom_sanitize_name(k->app, prefix, plen);
-    if (!strcmp(prefix, "telemetry")) {
-        snprintf(err, errlen, "%s: at [%zu].appName: \"telemetry\" is reserved for the service's own metrics", VAR, ci);
-        goto done;
-    }
+    prom_sanitize_name(k->app, prefix, plen); /* not "telemetry": config_load refuses it */
     snprintf(where, sizeof(where), "[%zu].appName", ci);
     if (k->nre && !(k->events = declare(reg, prefix, "_events",
                                         "Client events matching the contract's monitoredEvents.",
@@ -323,7 +307,7 @@ done:
 }
 
 static int contract_build(struct contract *k, json_t *c, size_t ci, struct prom_registry *reg,
-                          pcre2_compile_context *cctx, char *err, size_t errlen)
+                          char *err, size_t errlen)
 {
     json_t *app = json_object_get(c, "appName");
     k->app_len = json_string_length(app);
@@ -332,7 +316,7 @@ static int contract_build(struct contract *k, json_t *c, size_t ci, struct prom_
         return -1;
     }
     memcpy(k->app, json_string_value(app), k->app_len + 1);
-    if (compile_events(k, json_object_get(c, "monitoredEvents"), ci, cctx, err, errlen) ||
+    if (compile_events(k, json_object_get(c, "monitoredEvents"), ci, err, errlen) ||
         collect_rules(k, c, ci, err, errlen) ||
         declare_families(k, c, ci, reg, err, errlen))
         return -1;
@@ -348,13 +332,11 @@ struct contracts *contracts_new(const json_t *contracts, struct prom_registry *r
         return NULL;
     }
     struct contracts *c = calloc(1, sizeof(*c));
-    pcre2_compile_context *cctx = pcre2_compile_context_create(NULL);
-    if (!c || !cctx || (n && !(c->v = calloc(n, sizeof(*c->v)))))
+    if (!c || (n && !(c->v = calloc(n, sizeof(*c->v)))))
         goto oom;
-    pcre2_set_compile_extra_options(cctx, PCRE2_EXTRA_ALT_BSUX);
     for (size_t i = 0; i < n; i++) {
         c->n = i + 1; /* so contracts_free releases what this one took on failure */
-        if (contract_build(&c->v[i], json_array_get(list, i), i, reg, cctx, err, errlen))
+        if (contract_build(&c->v[i], json_array_get(list, i), i, reg, err, errlen))
             goto fail;
     }
     c->md = pcre2_match_data_create(1, NULL); /* only "did it match": one pair is enough */
@@ -364,12 +346,10 @@ struct contracts *contracts_new(const json_t *contracts, struct prom_registry *r
         goto oom;
     pcre2_set_match_limit(c->mctx, RE_MATCH_LIMIT);
     pcre2_jit_stack_assign(c->mctx, NULL, c->jit_stack);
-    pcre2_compile_context_free(cctx);
     return c;
 oom:
     snprintf(err, errlen, "%s: out of memory", VAR);
 fail:
-    pcre2_compile_context_free(cctx);
     contracts_free(c);
     return NULL;
 }

@@ -11,8 +11,9 @@
 
 struct contracts;
 
-/* Compiles every contract of TELEMETRY_CONFIG_CONTRACTS (already shape-checked by config.c)
- * and declares its metric families in reg. NULL with err naming the variable and the
+/* Compiles every contract of TELEMETRY_CONFIG_CONTRACTS (already checked by config_load:
+ * shape, patterns, reserved names) and declares its metric families in reg, where a name
+ * clash is found. NULL with err naming the variable and the
  * position (e.g. "TELEMETRY_CONFIG_CONTRACTS: at [0].monitoredEvents[2]: offset 3: ...") on error. */
 struct contracts *contracts_new(const json_t *contracts, struct prom_registry *reg, char *err, size_t errlen);
 /* Counts one record (called once per record, after it was written). */

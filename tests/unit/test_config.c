@@ -295,6 +295,13 @@ static void test_contract_shape(void)
          "at [0].bucketizedMetrics[\"lat\"]: must be a non-empty array of numbers"},
         {"[{\"appName\":\"a\",\"bucketizedMetrics\":[1,2]}]",
          "at [0].bucketizedMetrics: must be an object: metric name -> [bounds]"},
+        /* patterns compile as the logshipper compiles them, in both daemons */
+        {"[{\"appName\":\"a\",\"monitoredEvents\":[\"ok\",\"fine.*\",\"ab(c\"]}]",
+         "at [0].monitoredEvents[2]: offset 4: missing closing parenthesis"},
+        {"[{\"appName\":\"a\"},{\"appName\":\"b\",\"monitoredEvents\":[\"a)b\"]}]", "at [1].monitoredEvents[0]: offset 1: unmatched closing parenthesis"},
+        {"[{\"appName\":\"a\",\"monitoredEvents\":[\"\\\\C\"]}]", "at [0].monitoredEvents[0]: offset 2: using \\C is disabled by the application"},
+        {"[{\"appName\":\"telemetry\",\"monitoredEvents\":[\"e\"]}]",
+         "at [0].appName: \"telemetry\" is reserved for the service's own metrics"},
     };
     char want[512];
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -428,6 +435,11 @@ static void test_daemons_refuse_bad_config(void)
         st = run_daemon(bins[i], "TELEMETRY_CONFIG_CONTRACTS", "[{\"appName\":\"a\"},{\"appName\":\"a\"}]", out, sizeof(out));
         CHECK_EQ_INT(st, 2);
         CHECK(strstr(out, "TELEMETRY_CONFIG_CONTRACTS: at [1].appName") != NULL);
+        /* and a pattern that does not compile: the ingest never matches it, but stops too */
+        st = run_daemon(bins[i], "TELEMETRY_CONFIG_CONTRACTS", "[{\"appName\":\"a\",\"monitoredEvents\":[\"((\"]}]",
+                        out, sizeof(out));
+        CHECK_EQ_INT(st, 2);
+        CHECK(strstr(out, "TELEMETRY_CONFIG_CONTRACTS: at [0].monitoredEvents[0]: offset 2: missing closing parenthesis") != NULL);
     }
 }
 

@@ -422,7 +422,6 @@ static void test_errors(void)
                  "at [0].bucketizedMetrics[\"x_count\"]: metric name \"a_x_count\" clashes with the existing family \"a_x\"");
     expect_error("[{\"appName\":\"a\",\"bucketizedMetrics\":{\"apdex\":[1]},\"apdex\":{\"metrics\":{\"m\":{\"satisfiedTH\":1,\"toleratedTH\":2}}}}]",
                  NULL, "metric name \"a_apdex\" clashes");
-    expect_error("[{\"appName\":\"telemetry\",\"monitoredEvents\":[\"e\"]}]", NULL, "at [0].appName: \"telemetry\" is reserved");
     struct prom_registry *reg = prom_registry_new(1000);
     static const char *const lab[] = {"eventName"};
     CHECK(prom_family_new(reg, "wwe_ui_events", "the service's", PROM_COUNTER, lab, 1, NULL, 0) != NULL);
