@@ -43,6 +43,29 @@ def test_ingest_not_ready_without_logshipper(tlm_fresh):
     assert "application/json" in r.headers.get("Content-Type", ""), "ready 503 is not JSON"
     r.json()
     json_ok(t.health("ingest", "live"), "ingest /health/live with the logshipper down")
+
+
+@pytest.mark.local_only
+def test_logshipper_not_ready_without_ingest(tlm_fresh):
+    # SPEC 2: ready on both ports means the link between the daemons is up; the pod's
+    # readiness is every container's, so the logshipper says what it sees of the ingest
+    t = tlm_fresh
+    H.wait_until(lambda: t.health("logshipper", "ready").status_code == 200, 8, what="logshipper ready at start")
+    ok = t.health("logshipper", "ready").json()
+    assert ok == {"status": "ok", "checks": {"ingest": True, "gauth": True, "output": True}}, ok
+    t.kill_ingest(signal.SIGKILL)
+    try:
+        H.wait_until(lambda: t.health("logshipper", "ready").status_code == 503, 8,
+                     what="logshipper /health/ready 503 with the ingest down")
+    except TimeoutError as e:
+        pytest.fail(str(e))
+    body = t.health("logshipper", "ready").json()
+    assert body["status"] == "not_ready" and body["checks"]["ingest"] is False, body
+    assert "ingest" in body["reason"], body
+    json_ok(t.health("logshipper", "live"), "logshipper /health/live with the ingest down")
+    t.start_ingest()
+    H.wait_until(lambda: t.health("logshipper", "ready").status_code == 200, 8,
+                 what="logshipper ready again once an ingest connects")
     t.start_logshipper()
     H.wait_until(lambda: t.health("ingest", "ready").status_code == 200, 10,
                  what="ingest ready again after the logshipper restarted")

@@ -326,6 +326,11 @@ def test_gauth_killed_slow_and_flapping(fault_factory, tmp_path):
         cached_ok("GAuth killed")
         H.wait_until(lambda: t.health("ingest", "ready").status_code == 503, 10,
                      what="ingest /health/ready 503 with GAuth dead")
+        # both ports say it (SPEC 2): the logshipper hears GAuth's state from the ingest's STATS
+        H.wait_until(lambda: t.health("logshipper", "ready").status_code == 503, 5,
+                     what="logshipper /health/ready 503 with GAuth dead")
+        shipper_ready = t.health("logshipper", "ready").json()
+        assert shipper_ready["checks"] == {"ingest": True, "gauth": False, "output": True}, shipper_ready
         wsd = W.RawWS(t)
         wsd.send_text(W.auth_msg(next(iter(users))))
         code, reason, _ = wsd.wait_close(10)

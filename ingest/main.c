@@ -117,7 +117,9 @@ static void stats_cb(lws_sorted_usec_list_t *sul)
     struct ingest *in = lws_container_of(sul, struct ingest, stats_sul);
     buf_reset(&in->stats_text);
     ingest_render_stats(in, &in->stats_text);
-    shipper_link_send_stats(&in->link, ingest_wall_ms(), in->stats_text.p, in->stats_text.len);
+    /* the GAuth bit: the logshipper's /health/ready reports GAuth as the ingest sees it */
+    shipper_link_send_stats(&in->link, ingest_wall_ms(), in->auth && auth_gauth_up(in->auth),
+                            in->stats_text.p, in->stats_text.len);
     pipeline_trim(&in->pipe);
     lws_sul_schedule(in->ctx, 0, &in->stats_sul, stats_cb, 1000 * 1000);
 }

@@ -204,11 +204,11 @@ void shipper_link_pump(struct shipper_link *l)
         link_want_write(l);
 }
 
-void shipper_link_send_stats(struct shipper_link *l, int64_t ts_ms, const char *text, size_t len)
+void shipper_link_send_stats(struct shipper_link *l, int64_t ts_ms, int gauth_up, const char *text, size_t len)
 {
     if (!l->wsi || !l->ready || l->closing || l->out.len - l->out_off > LINK_CONTROL_MAX)
         return;
-    proto_put_stats(&l->out, ts_ms, text, len);
+    proto_put_stats(&l->out, ts_ms, gauth_up ? PROTO_STATS_GAUTH_UP : 0, text, len);
     lws_callback_on_writable(l->wsi);
 }
 

@@ -44,8 +44,9 @@ void shipper_link_init(struct shipper_link *l, struct lws_context *ctx, struct l
 void shipper_link_start(struct shipper_link *l);
 /* Writes closed, unsent frames to the socket as room allows. Call after closing frames. */
 void shipper_link_pump(struct shipper_link *l);
-/* Queues a STATS frame (dropped if the link is down: stats are snapshots). */
-void shipper_link_send_stats(struct shipper_link *l, int64_t ts_ms, const char *text, size_t len);
+/* Queues a STATS frame (dropped if the link is down: stats are snapshots), with the GAuth
+ * bit set when gauth_up. */
+void shipper_link_send_stats(struct shipper_link *l, int64_t ts_ms, int gauth_up, const char *text, size_t len);
 /* Sends BYE and closes once written. */
 void shipper_link_bye(struct shipper_link *l);
 void shipper_link_free(struct shipper_link *l);

@@ -51,6 +51,7 @@ struct link {
     lws_usec_t stats_at_us; /* when it came */
     size_t stats_len;
     uint64_t stats_serial;
+    int stats_gauth_up;     /* the GAuth bit of that STATS */
 };
 
 struct link_server {
@@ -341,8 +342,9 @@ static int on_records(struct link *l, const struct proto_frame *f)
 static int on_stats(struct link *l, const struct proto_frame *f)
 {
     int64_t ts;
+    uint8_t flags;
     struct proto_str text;
-    int st = proto_get_stats(f, &ts, &text);
+    int st = proto_get_stats(f, &ts, &flags, &text);
     if (st != PROTO_OK)
         return link_fail_status(l, "STATS", st);
     char *p = realloc(l->stats, (size_t)text.len + 1);
@@ -352,6 +354,7 @@ static int on_stats(struct link *l, const struct proto_frame *f)
     p[text.len] = '\0';
     l->stats = p;
     l->stats_len = text.len;
+    l->stats_gauth_up = (flags & PROTO_STATS_GAUTH_UP) != 0;
     l->stats_serial = ++l->ls->stats_serial;
     l->stats_at_us = lws_now_usecs();
     return 0;
@@ -779,13 +782,25 @@ int link_server_busy(const struct link_server *ls)
 
 const struct link_server_stats *link_server_stats(const struct link_server *ls) { return &ls->st; }
 
-const char *link_server_ingest_stats(const struct link_server *ls, size_t *len)
+static const struct link *freshest_stats(const struct link_server *ls)
 {
     const struct link *best = NULL;
     lws_usec_t oldest = lws_now_usecs() - LINK_STATS_FRESH_US;
     for (const struct link *l = ls->links; l; l = l->next)
         if (l->stats && l->stats_at_us >= oldest && (!best || l->stats_serial > best->stats_serial))
             best = l;
+    return best;
+}
+
+const char *link_server_ingest_stats(const struct link_server *ls, size_t *len)
+{
+    const struct link *best = freshest_stats(ls);
     *len = best ? best->stats_len : 0;
     return best ? best->stats : NULL;
+}
+
+int link_server_gauth_up(const struct link_server *ls)
+{
+    const struct link *best = freshest_stats(ls);
+    return best ? best->stats_gauth_up : -1;
 }

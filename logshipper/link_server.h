@@ -55,5 +55,8 @@ const struct link_server_stats *link_server_stats(const struct link_server *ls);
 
 /* The newest STATS text received within LINK_STATS_FRESH_US, or NULL. */
 const char *link_server_ingest_stats(const struct link_server *ls, size_t *len);
+/* The GAuth bit of that STATS (1 the ingest's last GAuth check succeeded, 0 it failed),
+ * or -1 when no ingest sent one within LINK_STATS_FRESH_US. */
+int link_server_gauth_up(const struct link_server *ls);
 
 #endif

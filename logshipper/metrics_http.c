@@ -100,23 +100,25 @@ void metrics_http_render(const struct shipper *sh, struct buf *out)
     buf_free(&local);
 }
 
-int metrics_http_ready(const struct shipper *sh, const char **reason)
+int metrics_http_ready(const struct shipper *sh, struct shipper_readiness *r)
 {
-    if (sh->draining) {
-        *reason = "shutting down";
-        return 0;
-    }
-    if (!link_server_listening(sh->links)) {
-        *reason = "the ingest socket is not listening";
-        return 0;
-    }
-    if (writer_stalled_seconds(sh->writer) > SHIPPER_STALL_READY_S) {
-        *reason = writer_sink(sh->writer) == WRITER_CONSOLE
-                      ? "stdout has taken no bytes for more than 10 s"
-                      : "the journal has taken no records for more than 10 s";
-        return 0;
-    }
-    return 1;
+    int gauth = link_server_gauth_up(sh->links);
+    r->ingest = gauth >= 0;
+    r->gauth = gauth == 1;
+    r->sink = writer_stalled_seconds(sh->writer) <= SHIPPER_STALL_READY_S;
+    r->reason = NULL;
+    if (sh->draining)
+        r->reason = "shutting down";
+    else if (!link_server_listening(sh->links))
+        r->reason = "the ingest socket is not listening";
+    else if (!r->sink)
+        r->reason = writer_sink(sh->writer) == WRITER_CONSOLE ? "stdout has taken no bytes for more than 10 s"
+                                                              : "the journal has taken no records for more than 10 s";
+    else if (!r->ingest)
+        r->reason = "no ingest is connected";
+    else if (!r->gauth)
+        r->reason = "GAuth did not answer the ingest's last check";
+    return r->reason == NULL;
 }
 
 /* ---- HTTP ---- */
@@ -137,7 +139,6 @@ static int answer(struct lws *wsi, struct http_pss *pss, const char *path, int i
     struct buf *b = &pss->body;
     unsigned status = HTTP_STATUS_OK;
     const char *ctype = "application/json";
-    const char *reason;
     buf_reset(b);
     pss->sent = 0;
     if (buf_reserve(b, LWS_PRE))
@@ -157,13 +158,17 @@ static int answer(struct lws *wsi, struct http_pss *pss, const char *path, int i
         metrics_http_render(sh, b);
     } else if (!strcmp(path, "/health/live")) {
         buf_puts(b, "{\"status\":\"ok\"}\n");
-    } else if (metrics_http_ready(sh, &reason)) {
-        buf_puts(b, "{\"status\":\"ok\"}\n");
     } else {
-        status = HTTP_STATUS_SERVICE_UNAVAILABLE;
-        buf_puts(b, "{\"status\":\"unavailable\",\"reason\":");
-        jsonl_put_string(b, reason, strlen(reason));
-        buf_puts(b, "}\n");
+        struct shipper_readiness r;
+        if (metrics_http_ready(sh, &r)) {
+            buf_puts(b, "{\"status\":\"ok\"");
+        } else {
+            status = HTTP_STATUS_SERVICE_UNAVAILABLE;
+            buf_puts(b, "{\"status\":\"not_ready\",\"reason\":");
+            jsonl_put_string(b, r.reason, strlen(r.reason));
+        }
+        buf_printf(b, ",\"checks\":{\"ingest\":%s,\"gauth\":%s,\"output\":%s}}\n", r.ingest ? "true" : "false",
+                   r.gauth ? "true" : "false", r.sink ? "true" : "false");
     }
     if (b->oom)
         return -1;

@@ -139,12 +139,13 @@ static void fuzz_frame(const struct proto_frame *f, const uint8_t *frame, size_t
     }
 
     int64_t ts;
+    uint8_t stats_flags;
     struct proto_str text;
-    st = proto_get_stats(f, &ts, &text);
+    st = proto_get_stats(f, &ts, &stats_flags, &text);
     fuzz_assert(f->type == PROTO_STATS ? st <= 0 : st == PROTO_ERR_TYPE);
     if (f->type == PROTO_STATS && st == PROTO_OK) {
         buf_reset(&out);
-        proto_put_stats(&out, ts, text.p, text.len);
+        proto_put_stats(&out, ts, stats_flags, text.p, text.len);
         same_bytes(&out, frame, len);
     }
     buf_free(&out);

@@ -177,9 +177,9 @@ int proto_get_bye(const struct proto_frame *f, struct proto_bye *b)
     return PROTO_OK;
 }
 
-int proto_get_stats(const struct proto_frame *f, int64_t *ts_ms, struct proto_str *text)
+int proto_get_stats(const struct proto_frame *f, int64_t *ts_ms, uint8_t *flags, struct proto_str *text)
 {
-    int st = frame_check(f, PROTO_STATS, 0);
+    int st = frame_check(f, PROTO_STATS, PROTO_STATS_GAUTH_UP);
     if (st != PROTO_OK)
         return st;
     struct cursor c;
@@ -189,6 +189,7 @@ int proto_get_stats(const struct proto_frame *f, int64_t *ts_ms, struct proto_st
     if ((st = get_be(&c, 8, &ts)) || (st = get_str(&c, 4, &t)) || (st = frame_done(&c)))
         return st;
     *ts_ms = (int64_t)ts;
+    *flags = f->flags;
     *text = t;
     return PROTO_OK;
 }
@@ -361,7 +362,7 @@ void proto_put_bye(struct buf *out, uint16_t reason, const char *message)
 
 /* A text too large for one frame is cut after its last whole line that fits, so the
  * frame stays valid and the receiver never sees half a sample. */
-void proto_put_stats(struct buf *out, int64_t ts_ms, const char *text, size_t text_len)
+void proto_put_stats(struct buf *out, int64_t ts_ms, uint8_t flags, const char *text, size_t text_len)
 {
     const size_t max = PROTO_MAX_PAYLOAD - 12;
     if (!text)
@@ -373,7 +374,7 @@ void proto_put_stats(struct buf *out, int64_t ts_ms, const char *text, size_t te
     }
     if (buf_reserve(out, PROTO_HEADER_LEN + 12 + text_len))
         return;
-    put_header(out, PROTO_STATS, 0, (uint32_t)(12 + text_len));
+    put_header(out, PROTO_STATS, flags & PROTO_STATS_GAUTH_UP, (uint32_t)(12 + text_len));
     put_be(out, (uint64_t)ts_ms, 8);
     put_str(out, 4, text, text_len);
 }

@@ -24,6 +24,7 @@ enum proto_type {
 };
 
 #define PROTO_PING_REPLY 0x01 /* flags bit of a PING frame that answers another */
+#define PROTO_STATS_GAUTH_UP 0x01 /* flags bit of a STATS frame: the ingest's last GAuth check succeeded */
 
 enum proto_kind { PROTO_KIND_TRACE = 1, PROTO_KIND_EVENT = 2, PROTO_KIND_METRIC = 3 };
 
@@ -94,7 +95,7 @@ void proto_put_hello(struct buf *out, const struct proto_hello *h);
 void proto_put_ack(struct buf *out, uint64_t seq);
 void proto_put_ping(struct buf *out, uint64_t nonce, int reply);
 void proto_put_bye(struct buf *out, uint16_t reason, const char *message);
-void proto_put_stats(struct buf *out, int64_t ts_ms, const char *text, size_t text_len);
+void proto_put_stats(struct buf *out, int64_t ts_ms, uint8_t flags, const char *text, size_t text_len);
 
 /* A RECORDS frame is built in three steps so records can be appended as they arrive:
  * begin (writes header and seq, count 0), add each record, end (patches length and count). */
@@ -113,7 +114,7 @@ int proto_get_hello(const struct proto_frame *f, struct proto_hello *h);
 int proto_get_ack(const struct proto_frame *f, uint64_t *seq);
 int proto_get_ping(const struct proto_frame *f, uint64_t *nonce);
 int proto_get_bye(const struct proto_frame *f, struct proto_bye *b);
-int proto_get_stats(const struct proto_frame *f, int64_t *ts_ms, struct proto_str *text);
+int proto_get_stats(const struct proto_frame *f, int64_t *ts_ms, uint8_t *flags, struct proto_str *text);
 
 /* RECORDS: read seq and count, then iterate. */
 struct proto_records_reader {

@@ -109,6 +109,8 @@ VECTORS = [
      "BYE reason 1 with the proto_strerror text of PROTO_ERR_VALUE"),
     ("stats.bin", "PROTO_OK", frame(STATS, struct.pack(">q", TS) + str32(STATS_TEXT)),
      "STATS at TS with two lines of Prometheus text"),
+    ("stats_gauth_up.bin", "PROTO_OK", frame(STATS, struct.pack(">q", TS) + str32(STATS_TEXT), flags=1),
+     "the same STATS with flags 1: the ingest's last GAuth check succeeded"),
     ("stream.bin", "PROTO_OK",
      frame(HELLO, hello()) + frame(RECORDS, ONE) + frame(PING, struct.pack(">Q", 7)) +
      frame(ACK, struct.pack(">Q", 1)),
@@ -161,6 +163,8 @@ VECTORS = [
      "one byte after the text"),
     ("stats_no_text.bin", "PROTO_ERR_SHORT", frame(STATS, struct.pack(">q", TS)),
      "ts only, the text length is missing"),
+    ("stats_bad_flags.bin", "PROTO_ERR_VALUE", frame(STATS, struct.pack(">q", TS) + str32(STATS_TEXT), flags=2),
+     "flags 2"),
     # RECORDS
     ("records_short.bin", "PROTO_ERR_SHORT", frame(RECORDS, ONE[:-10]),
      "records_one_trace with the last 10 bytes of the line cut (payload_len matches)"),

@@ -78,11 +78,12 @@ static int decode_frame(const struct proto_frame *f)
     struct proto_str t;
     uint64_t u;
     int64_t ts;
+    uint8_t fl;
     switch (f->type) {
     case PROTO_HELLO: return proto_get_hello(f, &h);
     case PROTO_RECORDS: return proto_records_validate(f);
     case PROTO_ACK: return proto_get_ack(f, &u);
-    case PROTO_STATS: return proto_get_stats(f, &ts, &t);
+    case PROTO_STATS: return proto_get_stats(f, &ts, &fl, &t);
     case PROTO_PING: return proto_get_ping(f, &u);
     case PROTO_BYE: return proto_get_bye(f, &b);
     }
@@ -435,16 +436,27 @@ static void test_vector_small_frames(void)
     check_same_bytes("bye_protocol_error.bin", &b);
 
     int64_t ts = 0;
+    uint8_t flags = 0xff;
     struct proto_str text;
     if ((d = vector_frame("stats.bin", &f, &len))) {
-        CHECK_EQ_INT(proto_get_stats(&f, &ts, &text), PROTO_OK);
+        CHECK_EQ_INT(proto_get_stats(&f, &ts, &flags, &text), PROTO_OK);
         CHECK_EQ_INT(ts, TS);
+        CHECK_EQ_INT(flags, 0);
         CHECK(str_is(text, STATS_TEXT));
         free(d);
     }
     buf_reset(&b);
-    proto_put_stats(&b, TS, STATS_TEXT, strlen(STATS_TEXT));
+    proto_put_stats(&b, TS, 0, STATS_TEXT, strlen(STATS_TEXT));
     check_same_bytes("stats.bin", &b);
+    if ((d = vector_frame("stats_gauth_up.bin", &f, &len))) {
+        CHECK_EQ_INT(proto_get_stats(&f, &ts, &flags, &text), PROTO_OK);
+        CHECK_EQ_INT(flags, PROTO_STATS_GAUTH_UP);
+        CHECK(str_is(text, STATS_TEXT));
+        free(d);
+    }
+    buf_reset(&b);
+    proto_put_stats(&b, TS, PROTO_STATS_GAUTH_UP | 0x80, STATS_TEXT, strlen(STATS_TEXT)); /* unknown bits dropped */
+    check_same_bytes("stats_gauth_up.bin", &b);
 
     /* stream.bin is these four frames back to back */
     buf_reset(&b);
@@ -529,10 +541,11 @@ static void test_wrong_type(void)
     struct proto_records_reader rd;
     uint64_t u;
     int64_t ts;
+    uint8_t fl;
     CHECK_EQ_INT(proto_get_hello(&f, &h), PROTO_ERR_TYPE);
     CHECK_EQ_INT(proto_get_ping(&f, &u), PROTO_ERR_TYPE);
     CHECK_EQ_INT(proto_get_bye(&f, &b), PROTO_ERR_TYPE);
-    CHECK_EQ_INT(proto_get_stats(&f, &ts, &s), PROTO_ERR_TYPE);
+    CHECK_EQ_INT(proto_get_stats(&f, &ts, &fl, &s), PROTO_ERR_TYPE);
     CHECK_EQ_INT(proto_records_open(&f, &rd), PROTO_ERR_TYPE);
     CHECK_EQ_INT(proto_records_validate(&f), PROTO_ERR_TYPE);
     CHECK_EQ_INT(proto_get_ack(&f, &u), PROTO_OK);
@@ -608,11 +621,12 @@ static void test_roundtrip_small(void)
     free(longmsg);
 
     int64_t ts;
+    uint8_t flags;
     struct proto_str text;
     buf_reset(&b);
-    proto_put_stats(&b, -5, NULL, 0);
+    proto_put_stats(&b, -5, 0, NULL, 0);
     CHECK_EQ_INT(parse_buf(&b, &f), PROTO_OK);
-    CHECK_EQ_INT(proto_get_stats(&f, &ts, &text), PROTO_OK);
+    CHECK_EQ_INT(proto_get_stats(&f, &ts, &flags, &text), PROTO_OK);
     CHECK_EQ_INT(ts, -5);
     CHECK_EQ_INT(text.len, 0);
     buf_free(&b);
@@ -628,11 +642,12 @@ static void test_stats_clamp(void)
     struct buf b;
     struct proto_frame f;
     buf_init(&b);
-    proto_put_stats(&b, 1, t, n);
+    proto_put_stats(&b, 1, 0, t, n);
     CHECK_EQ_INT(parse_buf(&b, &f), PROTO_OK);
     int64_t ts;
+    uint8_t flags;
     struct proto_str text;
-    CHECK_EQ_INT(proto_get_stats(&f, &ts, &text), PROTO_OK);
+    CHECK_EQ_INT(proto_get_stats(&f, &ts, &flags, &text), PROTO_OK);
     CHECK(text.len <= PROTO_MAX_PAYLOAD - 12);
     CHECK(text.len > PROTO_MAX_PAYLOAD - 12 - line);
     CHECK_EQ_INT(text.len % line, 0);
