@@ -23,6 +23,8 @@ SUITES=(
     "e2e|eval \"/usr/bin/python3 -m pytest -q e2e/ -p no:cacheprovider -rfEs --ignore=e2e/test_faults.py --ignore=e2e/test_hostile.py \${TLM_PYTEST_ARGS:-}\""
     "faults|/usr/bin/python3 -m pytest -q e2e/test_faults.py -p no:cacheprovider -rfEs"
     "hostile|/usr/bin/python3 -m pytest -q e2e/test_hostile.py -p no:cacheprovider -rfEs"
+    "shipper-link|/usr/bin/python3 e2e/tools/fake_ingest.py selftest"
+    "shipper-blocked-stdout|/usr/bin/python3 e2e/tools/fake_ingest.py blocktest"
     "memcheck|tests/memcheck.sh"
     "deploy-validate|deploy/validate.sh"
     "podman-smoke|deploy/podman/smoke.sh"

@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """fake_ingest.py - speaks the ingest's side of the tlm protocol (proto/tlm_proto.h) on the
-logshipper's UNIX socket: a library for the e2e suites and a CLI with self-checks.
+logshipper's UNIX socket, so the logshipper is tested alone, frame by frame (tests/run-all.sh
+runs selftest and blocktest as the suites shipper-link and shipper-blocked-stdout).
 
   fake_ingest.py send --socket PATH [--frames N] [--records R] [--line-bytes B]
       connect, HELLO, send N RECORDS frames, wait for their ACKs, print a JSON summary
@@ -33,6 +34,7 @@ import urllib.request
 HELLO, RECORDS, ACK, STATS, PING, BYE = 1, 2, 3, 4, 5, 6
 TYPE_NAMES = {1: "HELLO", 2: "RECORDS", 3: "ACK", 4: "STATS", 5: "PING", 6: "BYE"}
 PING_REPLY = 0x01
+STATS_GAUTH_UP = 0x01  # STATS flags bit: the ingest's last GAuth check succeeded
 KIND = {"trace": 1, "event": 2, "metric": 3}
 REC_HAS_VALUE, REC_TRUNCATED = 0x01, 0x02
 CCID = "2868802f-1763-4ecd-94f6-203400001200"
@@ -71,9 +73,9 @@ def records(seq, recs):
     return frame(RECORDS, struct.pack(">QI", seq, len(recs)) + b"".join(recs))
 
 
-def stats(text, ts_ms=None):
+def stats(text, ts_ms=None, gauth_up=True):
     return frame(STATS, struct.pack(">q", int(time.time() * 1000) if ts_ms is None else ts_ms)
-                 + _s(4, text))
+                 + _s(4, text), STATS_GAUTH_UP if gauth_up else 0)
 
 
 def ping(nonce, reply=False):
@@ -354,10 +356,11 @@ def selftest(binary):
                 "PING answered with the reply flag and the nonce")
 
         # stats merged into /metrics
-        a.send(stats("# HELP telemetry_events Service events.\n# TYPE telemetry_events counter\n"
-                     "telemetry_events{eventName=\"http_error_404\"} 2\n"
-                     "# HELP process_cpu_seconds_total CPU.\n# TYPE process_cpu_seconds_total counter\n"
-                     "process_cpu_seconds_total{component=\"ingest\"} 1.25\n"))
+        ingest_text = ("# HELP telemetry_events Service events.\n# TYPE telemetry_events counter\n"
+                       "telemetry_events{eventName=\"http_error_404\"} 2\n"
+                       "# HELP process_cpu_seconds_total CPU.\n# TYPE process_cpu_seconds_total counter\n"
+                       "process_cpu_seconds_total{component=\"ingest\"} 1.25\n")
+        a.send(stats(ingest_text))
         a.send(ping(1))
         a.wait_for(PING)
         st, body, hdr = d.http("/metrics")
@@ -377,7 +380,17 @@ def selftest(binary):
         st, body, _ = d.http("/health/live")
         c.check(st == 200 and json.loads(body) == {"status": "ok"}, "/health/live")
         st, body, _ = d.http("/health/ready")
-        c.check(st == 200, "/health/ready 200")
+        c.check(st == 200 and json.loads(body)["checks"] == {"ingest": True, "gauth": True, "output": True},
+                "/health/ready 200 with the ingest's STATS saying GAuth is up: %d %s" % (st, body))
+        a.send(stats(ingest_text, gauth_up=False))
+        a.send(ping(2))
+        a.wait_for(PING)
+        st, body, _ = d.http("/health/ready")
+        c.check(st == 503 and json.loads(body)["checks"]["gauth"] is False and "GAuth" in json.loads(body)["reason"],
+                "/health/ready 503 once the ingest's STATS says GAuth failed: %d %s" % (st, body))
+        a.send(stats(ingest_text, gauth_up=True))
+        a.send(ping(3))
+        a.wait_for(PING)
         st, body, _ = d.http("/nope")
         c.check(st == 404 and json.loads(body)["error"]["code"] == "not_found", "404 JSON")
         st, body, hdr = d.http("/metrics", method="POST")
