@@ -17,14 +17,19 @@ def batch(marker):
 
 def test_missing_token_401(tlm):
     m = uniq("notoken")
-    assert_error(tlm.post(batch(m), token=None), 401, "missing_token")
+    r = tlm.post(batch(m), token=None)
+    assert_error(r, 401, "missing_token")
+    # RFC 9110 15.5.2: a 401 carries the challenge; RFC 6750 3: no error code without a token
+    assert r.headers.get("WWW-Authenticate") == 'Bearer realm="telemetry"', dict(r.headers)
     assert tlm.stdout_lines(m) == []
 
 
 @pytest.mark.smoke
 def test_invalid_token_401(tlm):
     m = uniq("badtoken")
-    assert_error(tlm.post(batch(m), token=uniq("bogus-token")), 401, "invalid_token")
+    r = tlm.post(batch(m), token=uniq("bogus-token"))
+    assert_error(r, 401, "invalid_token")
+    assert r.headers.get("WWW-Authenticate") == 'Bearer realm="telemetry", error="invalid_token"', dict(r.headers)
     assert tlm.stdout_lines(m) == []
 
 

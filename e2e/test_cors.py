@@ -155,6 +155,8 @@ def test_post_without_origin_202(svc):
     r = svc.post(batch(m), token="dev-token")
     assert r.status_code == 202, r.text[:300]
     assert "Access-Control-Allow-Origin" not in r.headers, dict(r.headers)
+    # the answer would differ with an Origin: a shared cache must not serve it to one
+    assert "origin" in tokens(r.headers.get("Vary")), "Vary: %r" % r.headers.get("Vary")
     assert len(svc.stdout_lines(m)) == 1
 
 

@@ -3,7 +3,9 @@
 import gzip
 import json
 import re
+import socket
 import time
+import urllib.parse
 
 import pytest
 
@@ -414,3 +416,50 @@ def test_too_many_records_413(limited):
     assert limited.stdout_lines(m) == []
     accepted(limited.post(batch(n)), n)
     assert len(limited.stdout_lines(m)) == n
+
+
+def _expect_continue_request(tlm, body, length=None):
+    """Sends headers with Expect: 100-continue and no body; returns (socket, what came back
+    within 0.8 s). curl and .NET wait for the interim answer before the body."""
+    u =  urllib.parse.urlsplit(tlm.ingest_url)
+    s = socket.create_connection((u.hostname, u.port), 5)
+    head = ("POST /api/v1/telemetry HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer dev-token\r\n"
+            "Content-Type: application/json\r\nContent-Length: %d\r\nExpect: 100-continue\r\n\r\n"
+            % (u.netloc, len(body) if length is None else length))
+    s.sendall(head.encode())
+    s.settimeout(0.8)
+    got = b""
+    try:
+        while b"\r\n\r\n" not in got:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            got += chunk
+    except socket.timeout:
+        pass
+    s.settimeout(5)
+    return s, got
+
+
+def test_expect_100_continue_answered_before_the_body(tlm):
+    m = uniq("expect")
+    body = json.dumps({"appName": "wwe_ui", "traces": [{"msg": m + " " + "x" * 2000}]}).encode()
+    s, got = _expect_continue_request(tlm, body)
+    try:
+        assert got.startswith(b"HTTP/1.1 100 Continue\r\n\r\n"), "no interim answer before the body: %r" % got
+        s.sendall(body)
+        rest = got[len(b"HTTP/1.1 100 Continue\r\n\r\n"):]
+        while b"\r\n\r\n" not in rest:
+            rest += s.recv(4096)
+        assert rest.startswith(b"HTTP/1.1 202"), rest[:200]
+    finally:
+        s.close()
+    assert len(tlm.stdout_lines(m)) == 1
+
+
+def test_expect_100_continue_refused_without_the_interim_answer(tlm):
+    # a body over the limit is refused on its headers: no 100, the final 413 at once
+    over = tlm.cfg_int("TELEMETRY_MAX_BODY_BYTES") + 1
+    s, got = _expect_continue_request(tlm, b"", length=over)
+    s.close()
+    assert got.startswith(b"HTTP/1.1 413"), got[:200]

@@ -42,6 +42,7 @@ struct http_session {
     const char *retry_after;
     char retry_buf[24];
     const char *allow;
+    const char *www_authenticate; /* the challenge of a 401 (RFC 6750 3) */
     struct buf resp;
     int writing;
 };
@@ -117,7 +118,8 @@ static int add_header(struct lws *wsi, const char *name, const char *value, uint
     return lws_add_http_header_by_name(wsi, (const uint8_t *)name, (const uint8_t *)value, (int)strlen(value), p, end);
 }
 
-/* Vary: Origin always when an Origin was sent; the allow headers only for allowed ones. */
+/* Vary: Origin on every API answer and any answer to an Origin; the allow headers only
+ * for allowed origins. */
 static int add_cors_headers(struct http_session *s, uint8_t **p, uint8_t *end)
 {
     if (add_header(s->wsi, "vary:", "Origin", p, end))
@@ -149,7 +151,10 @@ static int write_answer(struct http_session *s)
     if (s->allow && lws_add_http_header_by_name(s->wsi, (const uint8_t *)"allow:", (const uint8_t *)s->allow,
                                                 (int)strlen(s->allow), &p, end))
         return -1;
-    if (s->origin[0] && add_cors_headers(s, &p, end))
+    if (s->www_authenticate && add_header(s->wsi, "www-authenticate:", s->www_authenticate, &p, end))
+        return -1;
+    /* an API answer depends on Origin whether one was sent or not: caches must know */
+    if ((s->origin[0] || s->route == ROUTE_TELEMETRY || s->route == ROUTE_STREAM) && add_cors_headers(s, &p, end))
         return -1;
     if (s->close_after &&
         lws_add_http_header_by_token(s->wsi, WSI_TOKEN_CONNECTION, (const uint8_t *)"close", 5, &p, end))
@@ -217,10 +222,12 @@ static void process_batch(struct http_session *s)
     if (s->status || s->pw.linked || !s->body_done || s->auth_state == AUTH_PENDING)
         return; /* answered, waiting for its ack, or not ready */
     if (s->auth_state == -1) {
+        s->www_authenticate = "Bearer realm=\"telemetry\"";
         respond_error(s, 401, "missing_token", "an Authorization: Bearer <token> header is required");
         return;
     }
     if (s->auth_state == AUTH_INVALID) {
+        s->www_authenticate = "Bearer realm=\"telemetry\", error=\"invalid_token\"";
         respond_error(s, 401, "invalid_token", "the token was refused by the authentication service");
         return;
     }
@@ -400,6 +407,21 @@ static int media_type_is_json(const char *ct)
     return n == 16 && !strncasecmp(ct, "application/json", 16);
 }
 
+/* curl (bodies over 1 KiB) and .NET send Expect: 100-continue and hold the body until the
+ * interim answer comes, or a timeout (curl: 1 s) runs out: answer it once the request's
+ * headers have passed every check that can refuse it. */
+static void answer_expect_continue(struct http_session *s)
+{
+    static const char interim[] = "HTTP/1.1 100 Continue\r\n\r\n";
+    char v[32];
+    if (header_copy(s->wsi, WSI_TOKEN_HTTP_EXPECT, v, sizeof(v)) <= 0 || strcasecmp(v, "100-continue"))
+        return;
+    uint8_t buf[LWS_PRE + sizeof(interim)];
+    memcpy(buf + LWS_PRE, interim, sizeof(interim) - 1);
+    /* lws keeps what the socket does not take and sends it before the final answer */
+    (void)lws_write(s->wsi, buf + LWS_PRE, sizeof(interim) - 1, LWS_WRITE_HTTP);
+}
+
 static void start_telemetry_post(struct http_session *s)
 {
     struct ingest *in = s->in;
@@ -457,6 +479,8 @@ static void start_telemetry_post(struct http_session *s)
         in->n.batches_gzip++;
     else if (clen > 0 && buf_reserve(&s->body, (size_t)clen)) /* one allocation, no regrowth copies */
         s->body.oom = 0;
+    if (clen > 0)
+        answer_expect_continue(s);
     start_auth(s);
     deadline_arm(&in->body_deadlines, &s->body_deadline, on_body_timeout);
     if (clen <= 0) { /* no body will follow */
@@ -487,6 +511,7 @@ static int on_http(struct http_session *s, const char *uri)
     s->close_after = 0;
     s->retry_after = NULL;
     s->allow = NULL;
+    s->www_authenticate = NULL;
     s->body_done = 0;
     s->gzip = 0;
     s->raw_bytes = 0;
