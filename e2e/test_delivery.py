@@ -66,9 +66,11 @@ def test_logshipper_not_ready_without_ingest(tlm_fresh):
     assert body["status"] == "not_ready" and body["checks"]["ingest"] is False, body
     assert "ingest" in body["reason"], body
     json_ok(t.health("logshipper", "live"), "logshipper /health/live with the ingest down")
+    assert "\ntelemetry_ready 0\n" in H.http("GET", t.metrics_url + "/metrics").text, "telemetry_ready not 0"
     t.start_ingest()
     H.wait_until(lambda: t.health("logshipper", "ready").status_code == 200, 8,
                  what="logshipper ready again once an ingest connects")
+    assert "\ntelemetry_ready 1\n" in H.http("GET", t.metrics_url + "/metrics").text, "telemetry_ready not 1"
 
 
 @pytest.mark.smoke

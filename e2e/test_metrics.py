@@ -702,6 +702,7 @@ def test_prometheus_scrapes_and_evaluates_the_alert_rules(tlm_factory):
                         == sorted(n.replace("\x00", "\ufffd") for n in INJECTION_NAMES), "the injection names")
         assert prom.query('wwe_ui_events{eventName="forged"}') == []
         assert _one_value(prom.query('up{job="tlm"}')) == 1
+        prom.wait_query('telemetry_ready{job="tlm"}', lambda r: _one_value(r) == 1, "the pod ready")
         prom.wait_query('telemetry_dependency_status', lambda r: {m["serviceName"]: v for m, v in r}
                         == {"gauth": 1, "logshipper": 1}, "both dependencies up")
         prom.wait_query('telemetry_gws_auth_req_time{metricType="avg"}', lambda r: len(r) == 1, "auth time avg")

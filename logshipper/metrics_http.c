@@ -96,6 +96,11 @@ void metrics_http_render(const struct shipper *sh, struct buf *out)
      * so the logshipper says 0 itself (this local series wins the merge over the ingest's). */
     prom_put_header(&local, "telemetry_dependency_status", "1 when the dependency is up, 0 when down.", PROM_GAUGE);
     prom_put_sample(&local, "telemetry_dependency_status", "serviceName=\"logshipper\"", other ? 1 : 0);
+    /* what /health/ready answers, so an alert can count ready pods without kube-state-metrics */
+    struct shipper_readiness r;
+    prom_put_header(&local, "telemetry_ready", "1 when this pod is ready (what /health/ready on :9107 answers), else 0.",
+                    PROM_GAUGE);
+    prom_put_sample(&local, "telemetry_ready", NULL, metrics_http_ready(sh, &r));
     metrics_merge(out, local.p, local.len, other, olen);
     buf_free(&local);
 }
