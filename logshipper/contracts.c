@@ -119,7 +119,7 @@ static int compile_events(struct contract *k, json_t *list, size_t ci, char *err
         size_t off;
         char why[256];
         pcre2_code *re = contract_regex_compile(json_string_value(s), json_string_length(s), &off, why, sizeof(why));
-        if (!re) { /* config_load checked the patterns; this is out of memory */
+        if (!re) { /* after config_load checked the patterns, only out of memory */
             snprintf(err, errlen, "%s: at [%zu].monitoredEvents[%zu]: offset %zu: %s", VAR, ci, j, off, why);
             return -1;
         }
