@@ -90,7 +90,7 @@ static const struct cfg_entry table[] = {
     I("TELEMETRY_WS_WINDOW", ws_window, "8", 1, 1024, "Most un-acknowledged batches per WebSocket; the server stops reading past it."),
     I("TELEMETRY_WS_PING_INTERVAL", ws_ping_interval_s, "30", 1, 3600, "Seconds between server pings on a quiet WebSocket."),
     I("TELEMETRY_WS_IDLE_TIMEOUT", ws_idle_timeout_s, "120", 1, 86400, "Seconds without any message (pong included) before a WebSocket is closed."),
-    I("TELEMETRY_WS_STALL_TIMEOUT", ws_stall_timeout_s, "30", 1, 3600, "Seconds a WebSocket may stay paused (window of un-acked batches or pipeline full) before close 1013."),
+    I("TELEMETRY_WS_STALL_TIMEOUT", ws_stall_timeout_s, "30", 1, 3600, "Seconds a WebSocket may stay paused (window of un-acked or unread acks, or pipeline full) before close 1013; a close not sent by then drops the connection."),
     E("APP_LOG_LEVEL", app_log_level, "info", "debug|info|warn|warning|error|off", "Level of the daemons' own diagnostics (logger app)."),
     E("API_LOG_LEVEL", api_log_level, "warn", "debug|info|warn|warning|error|off", "Level of per-request diagnostics (logger api)."),
 };

@@ -11,6 +11,7 @@ import asyncio
 import json
 import re
 import signal
+import socket
 import time
 
 import pytest
@@ -612,6 +613,59 @@ def test_stalled_pipeline_blocks_the_client_then_closes_1013(tlm_factory, why):
     finally:
         ws.close()
         t.resume_logshipper()
+    assert t.health("ingest", "live").status_code == 200
+
+
+@pytest.mark.timeout(60)
+def test_client_that_never_reads_its_acks_is_paused_then_dropped(tlm_factory):
+    """A client that sends and never reads, not even its auth answer: its acks cannot
+    leave, so they stay in its window (SPEC 2: a window of unacknowledged batches; 6: slow
+    clients get a timeout, the service no crash). The server stops reading it instead of
+    queueing its acks without end (it grew ~30 MB a second), and drops it at the idle
+    timeout: it sends nothing more and no ping reaches it."""
+    t = tlm_factory(env={"TELEMETRY_WS_PING_INTERVAL": "1", "TELEMETRY_WS_IDLE_TIMEOUT": "3"})
+    pid = t.ingest.pid
+    m = uniq("ws-noread")
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 2048)   # before connect: a small window
+    sock.settimeout(5)
+    sock.connect(("127.0.0.1", int(t.ingest_url.rsplit(":", 1)[1])))
+    local_port, server_port = sock.getsockname()[1], sock.getpeername()[1]
+    try:
+        sock.sendall(b"GET /api/v1/stream HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                     b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += sock.recv(1)                     # the handshake only, byte by byte
+        assert head.startswith(b"HTTP/1.1 101"), head
+        sock.sendall(RawWS.frame(0x1, auth_msg("dev-token").encode()))
+        rss0 = W.proc_status(pid, "VmRSS")
+        sock.setblocking(False)
+        seq, pending, t0, blocked_at = 0, b"", time.monotonic(), None
+        while time.monotonic() - t0 < 20:
+            if not pending:
+                seq += 1
+                pending = RawWS.frame(0x1, json.dumps(batch(seq, m)).encode())
+            try:
+                n = sock.send(pending)
+                pending, blocked_at = pending[n:], None
+            except BlockingIOError:
+                if blocked_at is None:
+                    blocked_at = time.monotonic()
+                elif time.monotonic() - blocked_at >= 1.0:
+                    break
+                time.sleep(0.01)
+        rss1 = W.proc_status(pid, "VmRSS")
+        H.note("ws never reading: blocked after %d batches in %.1fs, ingest RSS %d -> %d kB" % (
+            seq, time.monotonic() - t0, rss0, rss1))
+        assert blocked_at is not None, "the server kept reading a client that reads none of its acks: %d batches" % seq
+        assert rss1 - rss0 < 32 * 1024, "ingest RSS grew %d kB for one client that does not read" % (rss1 - rss0)
+        # dropped without our reading a byte: the ingest's side of the connection leaves
+        # ESTABLISHED (its FIN waits in the kernel behind the acks we never read)
+        H.wait_until(lambda: W.tcp_rx_queue(server_port, local_port) is None, 10, interval=0.2,
+                     what="the ingest to drop a client that reads nothing")
+    finally:
+        sock.close()
     assert t.health("ingest", "live").status_code == 200
 
 

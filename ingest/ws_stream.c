@@ -37,7 +37,8 @@ struct ws_session {
     int msg_too_big;
     int held;                       /* msg is a whole batch waiting for pipeline room */
     struct ws_answer *head, *tail;
-    int waiting;                    /* answers waiting for an ack */
+    int queued;                     /* answers not yet written: a batch's waits for its ack,
+                                     * then, like errors, for the socket; the window bounds it */
     int rx_paused;
     lws_dll2_t ack_list;            /* in in->ws_ack_waiters while held or rx_paused */
     struct deadline quiet;          /* in in->ws_quiet, then in->ws_unanswered once pinged */
@@ -56,6 +57,7 @@ static struct ws_answer *answer_new(struct ws_session *s)
     if (!a)
         return NULL;
     a->owner = s;
+    s->queued++;
     buf_init(&a->text);
     buf_reserve(&a->text, LWS_PRE + 128);
     if (a->text.p) {
@@ -72,6 +74,7 @@ static struct ws_answer *answer_new(struct ws_session *s)
 
 static void answer_free(struct ingest *in, struct ws_answer *a)
 {
+    a->owner->queued--;
     pipeline_unwait(&in->pipe, &a->pw);
     buf_free(&a->text);
     free(a);
@@ -84,6 +87,9 @@ static void ws_close(struct ws_session *s, int code, const char *reason)
     s->close_code = code;
     s->close_reason = reason;
     log_api(LOG_INFO, "websocket close %d: %s", code, reason);
+    /* the close frame follows the answers queued before it; a peer that reads none of them
+     * is dropped once the stall timeout has passed again */
+    lws_set_timeout(s->wsi, PENDING_TIMEOUT_CLOSE_SEND, (int)s->in->cfg.ws_stall_timeout_s);
     lws_callback_on_writable(s->wsi);
 }
 
@@ -132,7 +138,9 @@ static void track_ack_waiter(struct ws_session *s)
 
 static void update_flow(struct ws_session *s)
 {
-    int pause = s->held || s->auth_pending || s->waiting >= s->in->cfg.ws_window || s->in->draining || s->close_code;
+    /* answers count until written, not until acked: a client that never reads its acks
+     * would otherwise have them pile up here while lws holds a write its socket refuses */
+    int pause = s->held || s->auth_pending || s->queued >= s->in->cfg.ws_window || s->in->draining || s->close_code;
     if (pause == s->rx_paused) {
         track_ack_waiter(s); /* held may have changed */
         return;
@@ -152,7 +160,6 @@ static void on_acked(struct pipeline_waiter *w)
 {
     struct ws_answer *a = lws_container_of(w, struct ws_answer, pw);
     a->ready = 1;
-    a->owner->waiting--;
     lws_callback_on_writable(a->owner->wsi);
 }
 
@@ -196,7 +203,6 @@ static int process_batch(struct ws_session *s)
     envelope_render_result(res, prefix, &a->text);
     if (wait_seq) {
         a->pw.on_acked = on_acked;
-        s->waiting++;
         pipeline_wait(&in->pipe, &a->pw, wait_seq);
         ingest_schedule_flush(in);
     } else {
