@@ -2,6 +2,7 @@
 the token cache, GAuth outages (503 auth_unavailable + Retry-After, cached tokens keep
 working) and no token in any log."""
 import concurrent.futures
+import os
 import threading
 import time
 
@@ -159,3 +160,17 @@ def test_token_answer_during_the_parse_queue_gets_202(tlm, gauth):
     bad = [c for c in codes if c[0] != 202]
     assert not bad, "every batch is valid and must be answered 202 (%d of %d were not): %s" % (
         len(bad), len(codes), bad[:3])
+
+
+def test_body_text_of_invalid_json_reaches_no_log(tlm_factory):
+    """SECURITY.md: bodies are not logged (a token may sit in one). jansson quotes the
+    body at a parse error; that part is cut from the answer and so from every log line."""
+    t = tlm_factory(env={"API_LOG_LEVEL": "debug", "APP_LOG_LEVEL": "debug"})
+    secret = "SK" + os.urandom(5).hex()  # jansson quotes a token of at most 20 bytes
+    r = t.post('{"appName":"wwe_ui","traces":[{"msg":"%s' % secret, token="dev-token")
+    assert_error(r, 400, "invalid_json")
+    msg = r.json()["error"]["message"]
+    assert secret not in msg and msg.startswith("line 1, column "), msg
+    logs = t.daemon_logs()
+    assert "invalid_json" in logs, "the 400 was not logged at debug level"
+    assert secret not in logs, [ln for ln in logs.splitlines() if secret in ln][:3]

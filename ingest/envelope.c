@@ -521,6 +521,11 @@ void envelope_process(struct envelope *e, const char *body, size_t len, const st
     if (!root) {
         res->status = 400;
         res->code = "invalid_json";
+        /* jansson quotes the body at the error ("... near '<text>'"): cut it, so no client
+         * text reaches a log line (SECURITY.md: bodies are not logged; a token may be in it) */
+        char *near = strstr(je.text, " near '");
+        if (near)
+            *near = '\0';
         snprintf(res->message, sizeof(res->message), "line %d, column %d: %s", je.line, je.column, je.text);
         return;
     }
