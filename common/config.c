@@ -81,7 +81,7 @@ static const struct cfg_entry table[] = {
     I("TELEMETRY_MAX_STRING_BYTES", max_string_bytes, "8192", 16, 1048576, "Longest string value in a record (the record is rejected past it)."),
     I("TELEMETRY_MAX_PROPERTIES", max_properties, "64", 0, 10000, "Most properties on one record after merging the envelope's (rejected past it)."),
     I("TELEMETRY_MAX_JSON_DEPTH", max_json_depth, "16", 2, 1000, "Deepest nesting of arrays and objects in a body (400 past it)."),
-    I("TELEMETRY_MAX_HEADER_BYTES", max_header_bytes, "8192", 1024, 1048576, "Most bytes of request headers."),
+    I("TELEMETRY_MAX_HEADER_BYTES", max_header_bytes, "8192", 1024, 65535, "Most bytes of request headers (libwebsockets holds at most 65535)."),
     I("TELEMETRY_MAX_CONNECTIONS", max_connections, "20000", 16, 1000000, "Most open client connections of the ingest."),
     I("TELEMETRY_IDLE_TIMEOUT", idle_timeout_s, "30", 1, 3600, "Seconds an HTTP connection may stay idle or send a request slowly."),
     I("TELEMETRY_LINE_MAX_BYTES", line_max_bytes, "16384", 1024, 1048576, "Longest stdout line; longer records have their longest strings cut (\"truncated\":true)."),

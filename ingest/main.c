@@ -194,7 +194,7 @@ int main(int argc, char **argv)
     info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS | LWS_SERVER_OPTION_DISABLE_IPV6;
     info.fd_limit_per_thread = (unsigned)in.cfg.max_connections + 64;
     /* header limits are context-wide in lws 4.1 */
-    info.max_http_header_data = (unsigned short)(in.cfg.max_header_bytes > 65535 ? 65535 : in.cfg.max_header_bytes);
+    info.max_http_header_data = (unsigned short)in.cfg.max_header_bytes; /* at most 65535 (config.c) */
     info.timeout_secs_ah_idle = (unsigned)in.cfg.idle_timeout_s;
     /* lws reads every socket into this one per-thread buffer (not per connection): at the
      * default 4 KiB a 27 KB batch took seven reads, polls and body callbacks. Not larger:
@@ -229,7 +229,7 @@ int main(int argc, char **argv)
     info.retry_and_idle_policy = &retry;
     info.vhost_name = "tlm-ingest";
     info.user = &in;
-    info.max_http_header_data = (unsigned short)(in.cfg.max_header_bytes > 65535 ? 65535 : in.cfg.max_header_bytes);
+    info.max_http_header_data = (unsigned short)in.cfg.max_header_bytes; /* at most 65535 (config.c) */
     info.timeout_secs = (unsigned)in.cfg.idle_timeout_s;
     info.keepalive_timeout = (int)in.cfg.idle_timeout_s;
     info.timeout_secs_ah_idle = (unsigned)in.cfg.idle_timeout_s; /* headers sent slowly */
