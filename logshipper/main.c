@@ -18,7 +18,7 @@
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: tlm-logshipper [--help]\n\n"
+            "usage: tlm-logshipper [--help] [--print-config]\n\n"
             "Receives records from tlm-ingest on a UNIX socket and writes one JSON line per\n"
             "record to stdout (or the systemd journal); serves /metrics, /health/live and\n"
             "/health/ready. Configuration comes from the environment, chiefly:\n"
@@ -32,7 +32,8 @@ static void usage(FILE *f)
             "  TELEMETRY_CONFIG_CONTRACTS     contracts (monitored events, thresholds, apdex)\n"
             "  APP_LOG_LEVEL, API_LOG_LEVEL   diagnostics on stderr (info, warn)\n"
             "stdout is set O_NONBLOCK while the daemon runs. Exit: 0 after a drain, 1 on a\n"
-            "runtime failure (stdout gone, port or socket unusable), 2 on bad configuration.\n");
+            "runtime failure (stdout gone, port or socket unusable), 2 on bad configuration.\n"
+            "--print-config lists every variable of both daemons as a Markdown table.\n");
 }
 
 /* ---- hooks from the writer ---- */
@@ -176,6 +177,10 @@ int main(int argc, char **argv)
 
     memset(&sh, 0, sizeof(sh));
     for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--print-config")) {
+            config_print_markdown();
+            return 0;
+        }
         int help = !strcmp(argv[i], "--help") || !strcmp(argv[i], "-h");
         usage(help ? stdout : stderr);
         return help ? 0 : 2;

@@ -16,6 +16,13 @@ else
     echo "FAIL README variable table differs from tlm-ingest --print-config (paste its output)"
     fail=$((fail + 1))
 fi
+if [ "$("$BUILD/tlm-logshipper" --print-config)" = "$want" ]; then
+    echo "ok   tlm-logshipper --print-config prints the same table (one config, both daemons)"
+    pass=$((pass + 1))
+else
+    echo "FAIL tlm-logshipper --print-config differs from tlm-ingest's"
+    fail=$((fail + 1))
+fi
 for v in $(printf '%s\n' "$want" | sed -n 's/^| `\([A-Z_]*\)`.*/\1/p'); do
     if grep -rqF "\"$v\"" common/config.c; then pass=$((pass + 1)); else echo "FAIL $v not in common/config.c"; fail=$((fail + 1)); fi
 done
