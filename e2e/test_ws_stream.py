@@ -298,29 +298,6 @@ def test_ack_waits_for_the_write_but_nothing_accepted_is_acked_at_once(ws_svc):
     check_lines(lines, m, 1)
 
 
-def test_ack_timeout_error_then_the_stream_goes_on(tlm_factory):
-    """As over HTTP (503 ack_timeout): a batch the logshipper has not confirmed within
-    TELEMETRY_ACK_TIMEOUT_MS gets an error naming its seq; its records stay buffered and are
-    written once the logshipper runs, and the stream goes on."""
-    t = tlm_factory(env={"TELEMETRY_ACK_TIMEOUT_MS": "800"})
-    m = uniq("ws-acktimeout")
-
-    async def go():
-        ws, _ = await open_authed(t)
-        t.pause_logshipper()
-        try:
-            await ws.send(json.dumps(batch(7, m, batch_id=m)))
-            err = check_error(await recv_json(ws, 5, "the ack_timeout error"), "ack_timeout", 7)
-        finally:
-            t.resume_logshipper()
-        await ws.send(json.dumps(batch(8, m + "-after")))
-        after = check_ack(await recv_json(ws, 10, "the next batch's ack"), 8, 1)
-        await ws.close()
-        return err, after
-    err, after = run(go())
-    assert "batchId" in err["message"], err
-    check_lines(stdout_now(t, m + " "), m, 1)   # the timed-out batch was still written
-
 # ---------------------------------------------------------------------------------------
 # message-level closes
 

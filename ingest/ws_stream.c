@@ -17,8 +17,6 @@
 
 struct ws_answer {
     struct pipeline_waiter pw;
-    struct deadline ack_deadline; /* in in->ack_deadlines while waiting for the logshipper */
-    long long seq;
     struct ws_session *owner;
     int ready;                 /* may be sent */
     struct buf text;           /* LWS_PRE bytes, then the JSON */
@@ -77,7 +75,6 @@ static struct ws_answer *answer_new(struct ws_session *s)
 static void answer_free(struct ingest *in, struct ws_answer *a)
 {
     a->owner->queued--;
-    deadline_cancel(&a->ack_deadline);
     pipeline_unwait(&in->pipe, &a->pw);
     buf_free(&a->text);
     free(a);
@@ -96,10 +93,14 @@ static void ws_close(struct ws_session *s, int code, const char *reason)
     lws_callback_on_writable(s->wsi);
 }
 
-/* {"type":"error","seq":N|null,"code":"...","message":"..."} after the LWS_PRE bytes of b */
-static void render_error(struct buf *b, int has_seq, int64_t seq, const char *code, const char *message)
+static void send_error(struct ws_session *s, int has_seq, int64_t seq, const char *code, const char *message)
 {
-    b->len = b->p ? LWS_PRE : 0; /* on ack_timeout it replaces the ack being prepared */
+    struct ws_answer *a = answer_new(s);
+    if (!a) {
+        ws_close(s, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "out of memory");
+        return;
+    }
+    struct buf *b = &a->text;
     buf_puts(b, "{\"type\":\"error\",\"seq\":");
     if (has_seq)
         buf_printf(b, "%lld", (long long)seq);
@@ -110,16 +111,6 @@ static void render_error(struct buf *b, int has_seq, int64_t seq, const char *co
     buf_puts(b, "\",\"message\":");
     jsonl_put_string(b, message, strlen(message));
     buf_putc(b, '}');
-}
-
-static void send_error(struct ws_session *s, int has_seq, int64_t seq, const char *code, const char *message)
-{
-    struct ws_answer *a = answer_new(s);
-    if (!a) {
-        ws_close(s, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "out of memory");
-        return;
-    }
-    render_error(&a->text, has_seq, seq, code, message);
     a->ready = 1;
     lws_callback_on_writable(s->wsi);
 }
@@ -168,21 +159,6 @@ static void update_flow(struct ws_session *s)
 static void on_acked(struct pipeline_waiter *w)
 {
     struct ws_answer *a = lws_container_of(w, struct ws_answer, pw);
-    deadline_cancel(&a->ack_deadline);
-    a->ready = 1;
-    lws_callback_on_writable(a->owner->wsi);
-}
-
-/* As HTTP answers 503 ack_timeout: the batch's records stay buffered and are still written,
- * and the client resends it (with its batchId: the same rids). */
-static void on_ack_timeout(struct deadline *d)
-{
-    struct ws_answer *a = lws_container_of(d, struct ws_answer, ack_deadline);
-    struct ingest *in = a->owner->in;
-    pipeline_unwait(&in->pipe, &a->pw);
-    in->n.ack_timeouts++;
-    render_error(&a->text, 1, a->seq, "ack_timeout",
-                 "the records are buffered but the log shipper has not confirmed them in time; resend with the same batchId");
     a->ready = 1;
     lws_callback_on_writable(a->owner->wsi);
 }
@@ -227,8 +203,6 @@ static int process_batch(struct ws_session *s)
     envelope_render_result(res, prefix, &a->text);
     if (wait_seq) {
         a->pw.on_acked = on_acked;
-        a->seq = (long long)res->seq;
-        deadline_arm(&in->ack_deadlines, &a->ack_deadline, on_ack_timeout);
         pipeline_wait(&in->pipe, &a->pw, wait_seq);
         ingest_schedule_flush(in);
     } else {
