@@ -538,10 +538,12 @@ void envelope_process(struct envelope *e, const char *body, size_t len, const st
     if (seq && json_is_integer(seq)) {
         res->has_seq = 1;
         res->seq = (int64_t)json_integer_value(seq);
-    } else if (seq && json_is_real(seq) && fabs(json_real_value(seq)) <= 9007199254740992.0 &&
-               json_real_value(seq) == trunc(json_real_value(seq))) {
-        res->has_seq = 1; /* read as a double by the fallback above: exact up to 2^53 */
-        res->seq = (int64_t)json_real_value(seq);
+    } else if (json_is_real(seq)) { /* read as a double by the fallback above: exact up to 2^53 */
+        double v = json_real_value(seq);
+        if (fabs(v) <= 9007199254740992.0 && v == trunc(v)) {
+            res->has_seq = 1;
+            res->seq = (int64_t)v;
+        }
     }
     app = json_object_get(root, "appName");
     if (!json_is_string(app) || json_string_length(app) == 0 || json_string_length(app) > 255) {
